@@ -1,0 +1,221 @@
+package io.jcascade.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jcascade.cli.JCascade.CliException;
+import io.jcascade.engine.GenerationParams;
+import io.jcascade.engine.GenerationResult;
+import io.jcascade.engine.Model;
+import io.jcascade.engine.ModelOptions;
+import io.jcascade.engine.sampling.SamplingParams;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jcascade generate}: one completion printed as it streams, or a JSONL dataset in batch.
+ *
+ * <pre>
+ * ./jcascade generate --model models/stories260K.gguf --prompt "Once upon a time" --temperature 0 --stats
+ * ./jcascade generate --model models/arith-small.gguf --input prompts.jsonl --output answers.jsonl --temperature 0
+ * </pre>
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Generate a completion of a prompt, or of every prompt in a JSONL file.")
+final class GenerateCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "FILE", description = "GGUF model file")
+    Path model;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Source source;
+
+    static final class Source {
+        @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "the prompt")
+        String prompt;
+
+        @ArgGroup(exclusive = false)
+        Batch batch;
+    }
+
+    static final class Batch {
+        @Option(names = "--input", required = true, paramLabel = "IN.jsonl",
+                description = "one JSON object with a \"prompt\" string per line")
+        Path input;
+
+        @Option(names = "--output", required = true, paramLabel = "OUT.jsonl",
+                description = "each input object plus completion, completion_tokens, mean_entropy, max_entropy")
+        Path output;
+    }
+
+    @Option(names = "--max-tokens", defaultValue = "256", paramLabel = "N",
+            description = "most tokens to generate (default: ${DEFAULT-VALUE})")
+    int maxTokens;
+
+    @Option(names = "--temperature", defaultValue = "0.8", paramLabel = "T",
+            description = "sampling temperature; 0 is greedy (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Option(names = "--top-k", defaultValue = "40", paramLabel = "K", description = "0 = off (default: ${DEFAULT-VALUE})")
+    int topK;
+
+    @Option(names = "--top-p", defaultValue = "0.95", paramLabel = "P", description = "1 = off (default: ${DEFAULT-VALUE})")
+    float topP;
+
+    @Option(names = "--min-p", defaultValue = "0.05", paramLabel = "P", description = "0 = off (default: ${DEFAULT-VALUE})")
+    float minP;
+
+    @Option(names = "--repeat-penalty", defaultValue = "1.0", paramLabel = "R",
+            description = "1 = off (default: ${DEFAULT-VALUE})")
+    float repeatPenalty;
+
+    @Option(names = "--repeat-last-n", defaultValue = "64", paramLabel = "N",
+            description = "tokens the repetition penalty looks back over (default: ${DEFAULT-VALUE})")
+    int repeatLastN;
+
+    @Option(names = "--seed", paramLabel = "S", description = "random seed (default: a fresh one each run)")
+    Long seed;
+
+    @Option(names = "--stop", paramLabel = "TEXT", description = "stop before this text (repeatable)")
+    List<String> stop = new ArrayList<>();
+
+    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+            description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE})")
+    int threads;
+
+    @Option(names = "--backend", defaultValue = "auto", paramLabel = "B",
+            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE})")
+    String backend;
+
+    @Option(names = "--ctx-size", defaultValue = "0", paramLabel = "N",
+            description = "context length; 0 = the model's (default: ${DEFAULT-VALUE})")
+    int contextLength;
+
+    @Option(names = "--stats", description = "print timing as one JSON line on stderr")
+    boolean stats;
+
+    private final ObjectMapper json = new ObjectMapper();
+
+    @Override
+    public Integer call() throws Exception {
+        if (maxTokens < 0) {
+            throw new CliException("--max-tokens must be >= 0");
+        }
+        if (!io.jcascade.kernels.Backends.NAMES.contains(backend)) {
+            throw new CliException("unknown --backend " + backend + "; choose cpu, cuda or auto");
+        }
+        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN,
+                seed != null ? seed : System.nanoTime());
+        GenerationParams params = GenerationParams.defaults().withMaxTokens(maxTokens).withSampling(sampling)
+                .withStop(stop);
+        ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads)
+                .withContextLength(contextLength);
+        try (Model m = Model.load(model, options)) {
+            if (source.prompt != null) {
+                return single(m, params);
+            }
+            return batch(m, params);
+        }
+    }
+
+    private int single(Model m, GenerationParams params) throws JsonProcessingException {
+        PrintWriter out = spec.commandLine().getOut();
+        GenerationResult r = m.generate(source.prompt, params, token -> {
+            out.print(token.text());
+            out.flush();
+        });
+        out.println();
+        out.flush();
+        if (stats) {
+            ObjectNode s = json.createObjectNode();
+            s.put("prompt_tokens", r.promptTokens());
+            s.put("prompt_ms", round(r.promptMillis()));
+            s.put("generated_tokens", r.tokens().size());
+            s.put("generate_ms", round(r.generateMillis()));
+            PrintWriter err = spec.commandLine().getErr();
+            err.println(json.writeValueAsString(s));
+            err.flush();
+        }
+        return 0;
+    }
+
+    private int batch(Model m, GenerationParams params) throws IOException {
+        Path in = source.batch.input;
+        Path outPath = source.batch.output;
+        if (!Files.isRegularFile(in)) {
+            throw new CliException("no such input file: " + in);
+        }
+        List<String> lines = Files.readAllLines(in, StandardCharsets.UTF_8);
+        PrintWriter err = spec.commandLine().getErr();
+        ProgressBar bar = new ProgressBar(err, "generate", lines.size(), System.console() != null && System.console().isTerminal());
+        int written = 0;
+        int skipped = 0;
+        try (BufferedWriter w = Files.newBufferedWriter(outPath, StandardCharsets.UTF_8)) {
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i);
+                if (line.isBlank()) {
+                    bar.update(i + 1);
+                    continue;
+                }
+                try {
+                    ObjectNode obj = parse(line, i + 1);
+                    GenerationResult r = m.generate(obj.get("prompt").asText(), params);
+                    obj.put("completion", r.text());
+                    obj.put("completion_tokens", r.tokens().size());
+                    obj.put("mean_entropy", r.meanEntropy());
+                    obj.put("max_entropy", r.maxEntropy());
+                    w.write(json.writeValueAsString(obj));
+                    w.newLine();
+                    // Flushed per line so an interrupted run keeps every finished answer.
+                    w.flush();
+                    written++;
+                } catch (CliException | IllegalArgumentException e) {
+                    skipped++;
+                    err.println("\n" + in + ":" + (i + 1) + ": skipped: " + e.getMessage());
+                }
+                bar.update(i + 1);
+            }
+        }
+        err.println("generate: wrote " + written + " lines to " + outPath
+                + (skipped > 0 ? ", skipped " + skipped + " bad lines (see above)" : ""));
+        err.flush();
+        return skipped > 0 && written == 0 ? 1 : 0;
+    }
+
+    private ObjectNode parse(String line, int number) {
+        JsonNode node;
+        try {
+            node = json.readTree(line);
+        } catch (JsonProcessingException e) {
+            throw new CliException("not valid JSON: " + e.getOriginalMessage());
+        }
+        if (!(node instanceof ObjectNode obj)) {
+            throw new CliException("expected a JSON object, got " + node.getNodeType().toString().toLowerCase());
+        }
+        JsonNode prompt = obj.get("prompt");
+        if (prompt == null || !prompt.isTextual()) {
+            throw new CliException("no \"prompt\" string");
+        }
+        return obj;
+    }
+
+    private static double round(double ms) {
+        return Math.round(ms * 1000) / 1000.0;
+    }
+}

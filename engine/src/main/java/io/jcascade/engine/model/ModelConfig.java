@@ -1,0 +1,92 @@
+package io.jcascade.engine.model;
+
+import io.jcascade.engine.UnsupportedModelException;
+import io.jcascade.gguf.GgufFile;
+import io.jcascade.gguf.GgufFormatException;
+import io.jcascade.gguf.GgufValue;
+import java.util.List;
+
+/**
+ * The hyper-parameters of a decoder-only transformer, read from GGUF metadata
+ * ({@code <arch>.block_count}, {@code <arch>.attention.head_count}, ...).
+ *
+ * <pre>{@code
+ * ModelConfig c = ModelConfig.from(gguf);
+ * System.out.println(c.layers() + " layers, " + c.heads() + " heads of " + c.headDim());
+ * }</pre>
+ *
+ * @param architecture {@code general.architecture}
+ * @param dim embedding width
+ * @param layers number of transformer blocks
+ * @param heads query heads
+ * @param kvHeads key/value heads (grouped-query attention when fewer than heads)
+ * @param headDim width of one head
+ * @param ffnDim hidden width of the feed-forward network
+ * @param vocabSize number of tokens
+ * @param contextLength trained context length
+ * @param rmsEps RMSNorm epsilon
+ * @param ropeBase RoPE frequency base
+ * @param ropeDims how many dimensions of each head rotate
+ * @param ropeNeox whether RoPE rotates halves (NeoX) rather than adjacent pairs
+ */
+public record ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
+        int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox) {
+
+    /** Architectures this version runs. */
+    public static final List<String> SUPPORTED_ARCHITECTURES = List.of("llama");
+
+    public int kvDim() {
+        return kvHeads * headDim;
+    }
+
+    /**
+     * Reads the configuration of a supported architecture.
+     *
+     * @throws UnsupportedModelException for an architecture this version does not run, or inconsistent values
+     * @throws GgufFormatException when a required key is missing or mistyped
+     */
+    public static ModelConfig from(GgufFile gguf) throws UnsupportedModelException, GgufFormatException {
+        String arch = gguf.getString("general.architecture");
+        if (!SUPPORTED_ARCHITECTURES.contains(arch)) {
+            throw new UnsupportedModelException("unsupported model architecture \"" + arch + "\""
+                    + (gguf.path() != null ? " in " + gguf.path() : "") + "; supported: "
+                    + String.join(", ", SUPPORTED_ARCHITECTURES));
+        }
+        String p = arch + ".";
+        int dim = positive(gguf, p + "embedding_length");
+        int layers = positive(gguf, p + "block_count");
+        int heads = positive(gguf, p + "attention.head_count");
+        int kvHeads = gguf.getInt(p + "attention.head_count_kv", heads);
+        int ffn = positive(gguf, p + "feed_forward_length");
+        int ctx = positive(gguf, p + "context_length");
+        if (dim % heads != 0) {
+            throw new UnsupportedModelException("embedding_length " + dim + " is not a multiple of head_count " + heads);
+        }
+        int headDim = gguf.getInt(p + "attention.key_length", dim / heads);
+        if (kvHeads <= 0 || heads % kvHeads != 0) {
+            throw new UnsupportedModelException("head_count " + heads + " is not a multiple of head_count_kv " + kvHeads);
+        }
+        int vocab = gguf.get(p + "vocab_size").map(GgufValue::asInt)
+                .orElseGet(() -> gguf.get("tokenizer.ggml.tokens").map(GgufValue::arrayLength).orElse(-1));
+        if (vocab <= 0) {
+            throw new UnsupportedModelException("the file has neither " + p + "vocab_size nor tokenizer.ggml.tokens");
+        }
+        float eps = gguf.getFloat(p + "attention.layer_norm_rms_epsilon", 1e-5f);
+        float ropeBase = gguf.getFloat(p + "rope.freq_base", 10000f);
+        int ropeDims = gguf.getInt(p + "rope.dimension_count", headDim);
+        if (ropeDims <= 0 || ropeDims > headDim || ropeDims % 2 != 0) {
+            throw new UnsupportedModelException("rope.dimension_count " + ropeDims + " must be even and at most the "
+                    + "head width " + headDim);
+        }
+        return new ModelConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, eps, ropeBase, ropeDims,
+                false);
+    }
+
+    private static int positive(GgufFile gguf, String key) throws GgufFormatException, UnsupportedModelException {
+        int v = gguf.getInt(key);
+        if (v <= 0) {
+            throw new UnsupportedModelException("metadata " + key + " = " + v + ", expected a positive number");
+        }
+        return v;
+    }
+}

@@ -1,0 +1,90 @@
+package io.jcascade.kernels;
+
+/**
+ * The seam between the forward pass and the hardware that runs it: the engine describes a
+ * transformer step as calls on this interface, and each backend (the CPU here; CUDA next) keeps
+ * weights, activations and the KV cache in its own memory and runs the kernels on them.
+ *
+ * <p>Activations are float32 tensors that the backend allocates; a batch of {@code n} tokens of
+ * width {@code d} is stored token-major ({@code n * d} floats). Only the embedding ids go in and
+ * only logits come out ({@link #read}), so a GPU backend moves almost nothing across the bus.
+ *
+ * <pre>{@code
+ * try (Backend backend = Backends.cpu(4)) {
+ *     Backend.Weight wq = backend.weight(WeightMatrix.of(gguf.tensor("blk.0.attn_q.weight")));
+ *     Backend.Tensor x = backend.tensor(dim), q = backend.tensor(dim);
+ *     backend.matmul(wq, x, q, 1);
+ * }
+ * }</pre>
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A float32 activation buffer in the backend's memory. */
+    interface Tensor {
+        /** Capacity in floats. */
+        int size();
+    }
+
+    /** A weight matrix (or a 1-D weight vector, as one row) resident where the backend computes. */
+    interface Weight {
+        int rows();
+
+        int cols();
+    }
+
+    /** Per-layer key/value storage for {@code capacity} positions. */
+    interface KvCache {
+        int capacity();
+    }
+
+    /** How positions turn into rotations: see {@code CpuKernels.rope} for the exact formula. */
+    record Rope(int dims, float freqBase, float[] freqFactors, boolean neox) {}
+
+    /** Short name, e.g. {@code cpu}. */
+    String name();
+
+    /** Makes a weight usable by this backend: wraps it on the CPU, uploads it once on a GPU. */
+    Weight weight(WeightMatrix matrix);
+
+    /** Allocates an activation tensor of {@code size} floats. */
+    Tensor tensor(int size);
+
+    /** Allocates a KV cache of {@code layers} layers, each {@code capacity} positions of {@code kvDim} floats. */
+    KvCache kvCache(int layers, int capacity, int kvDim);
+
+    /** Copies {@code length} floats from {@code src[srcOffset..]} to {@code dst[dstOffset..]}. */
+    void read(Tensor src, int srcOffset, float[] dst, int dstOffset, int length);
+
+    /** Writes the rows {@code tokens[0..n)} of the embedding table into {@code out}, dequantized. */
+    void embed(Weight table, int[] tokens, int n, Tensor out);
+
+    /** RMSNorm of each of {@code nTokens} rows of width {@code norm.cols()}, times the weights. */
+    void rmsNorm(Tensor x, Weight norm, Tensor out, int nTokens, float eps);
+
+    /** {@code out[t] = W · x[t]} for {@code nTokens} tokens; x rows are {@code w.cols()} wide, out rows {@code w.rows()}. */
+    void matmul(Weight w, Tensor x, Tensor out, int nTokens);
+
+    /** Rotates {@code nHeads} heads of every token in place; token {@code t} is at position {@code startPos + t}. */
+    void rope(Tensor x, int nHeads, int headDim, Rope rope, int startPos, int nTokens);
+
+    /**
+     * Causal grouped-query attention for {@code nTokens} new tokens at positions
+     * {@code startPos..}: stores their keys and values in the cache at {@code layer}, then
+     * attends each query head over positions {@code 0..its own}. Query head {@code h} reads KV
+     * head {@code h / (nHeads / nKvHeads)}.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads, int nKvHeads,
+            int headDim, int startPos, int nTokens);
+
+    /** {@code out = silu(gate) * up} over {@code n} floats. */
+    void swiglu(Tensor gate, Tensor up, Tensor out, int n);
+
+    /** {@code y += x} over {@code n} floats. */
+    void add(Tensor x, Tensor y, int n);
+
+    /** Copies row {@code row} (of {@code width} floats) of {@code src} to row 0 of {@code dst}. */
+    void copyRow(Tensor src, int row, Tensor dst, int width);
+
+    @Override
+    void close();
+}
