@@ -44,7 +44,15 @@ import java.util.Objects;
  */
 public final class GgufWriter {
 
-    /** Writes one tensor's bytes when the file is written, for data produced on the fly. */
+    /**
+     * Writes one tensor's bytes when the file is written, for data produced on the fly.
+     *
+     * <pre>{@code
+     * w.addTensor("blk.0.ffn_up.weight", GgmlType.Q8_0, shape, out -> {
+     *     for (int row = 0; row < rows; row++) out.write(quantizeRow(row));   // a ByteBuffer per row
+     * });
+     * }</pre>
+     */
     @FunctionalInterface
     public interface DataSource {
         /** Writes exactly the tensor's byte size to {@code out}. */
