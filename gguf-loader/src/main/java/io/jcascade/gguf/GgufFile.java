@@ -373,7 +373,10 @@ public final class GgufFile implements AutoCloseable {
         return alignment;
     }
 
-    /** Absolute file offset of the tensor data section. */
+    /**
+     * Absolute file offset of the tensor data section: the end of the header rounded up to the
+     * alignment. For a file without tensors, which need not be padded, it may lie past the end.
+     */
     public long dataOffset() {
         return dataOffset;
     }

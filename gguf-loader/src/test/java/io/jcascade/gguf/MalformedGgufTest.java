@@ -21,6 +21,7 @@ import java.util.TreeSet;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -29,6 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * never in any other exception, an {@link OutOfMemoryError} or a hang. Files are made with
  * {@link GgufWriter} and then damaged at fields located by {@link GgufLayout}.
  */
+// Backstop for the cases not wrapped in assertTimeoutPreemptively: a hang fails, it does not stall the build.
+@Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class MalformedGgufTest {
 
     private static final Duration BATCH = Duration.ofSeconds(20);
