@@ -52,7 +52,9 @@ public final class GgufFile implements AutoCloseable {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Arrays of arrays nest at most this deep; deeper files are rejected rather than recursed into. */
-    private static final int MAX_NESTING = 8;
+    public static final int MAX_NESTING = 8;
+    /** The largest {@code general.alignment} accepted (1 MiB). */
+    public static final int MAX_ALIGNMENT = 1 << 20;
 
     private final Path path;
     private final Arena arena;
@@ -97,6 +99,7 @@ public final class GgufFile implements AutoCloseable {
         }
 
         LinkedHashMap<String, GgufValue> kv = new LinkedHashMap<>();
+        long alignAt = -1;
         for (long i = 0; i < kvCount; i++) {
             long keyAt = r.pos;
             String key = r.string("metadata key #" + i);
@@ -110,6 +113,9 @@ public final class GgufFile implements AutoCloseable {
                 throw new GgufFormatException("metadata key \"" + key + "\" has unknown value type "
                         + Integer.toUnsignedString(typeId), typeAt);
             }
+            if (key.equals("general.alignment")) {
+                alignAt = keyAt;
+            }
             kv.put(key, r.value(type, key, 0));
         }
         this.metadata = Collections.unmodifiableMap(kv);
@@ -118,11 +124,12 @@ public final class GgufFile implements AutoCloseable {
         if (align != null) {
             if (align.type() != GgufValueType.UINT32 && align.type() != GgufValueType.INT32
                     && align.type() != GgufValueType.UINT64) {
-                throw new GgufFormatException("general.alignment has type " + align.describeType() + ", expected UINT32", -1);
+                throw new GgufFormatException("general.alignment has type " + align.describeType() + ", expected UINT32", alignAt);
             }
             long a = align.asLong();
-            if (a <= 0 || a > (1 << 20) || (a & (a - 1)) != 0) {
-                throw new GgufFormatException("general.alignment " + a + " is not a power of two up to 1 MiB", -1);
+            if (a <= 0 || a > MAX_ALIGNMENT || (a & (a - 1)) != 0) {
+                throw new GgufFormatException("general.alignment " + (align.type() == GgufValueType.UINT64
+                        ? Long.toUnsignedString(a) : Long.toString(a)) + " is not a power of two up to 1 MiB", alignAt);
             }
             this.alignment = (int) a;
         } else {
@@ -130,7 +137,9 @@ public final class GgufFile implements AutoCloseable {
         }
 
         record Info(String name, GgmlType type, long[] shape, long offset, long bytes, long at) {}
-        List<Info> infos = new ArrayList<>((int) tensorCount);
+        // The count is only bounded by the file size, which for a corrupt multi-GB model still allows
+        // hundreds of millions; grow with what actually parses instead of trusting it up front.
+        List<Info> infos = new ArrayList<>((int) Math.min(tensorCount, 1024));
         Map<String, Boolean> seen = new LinkedHashMap<>();
         for (long i = 0; i < tensorCount; i++) {
             long at = r.pos;
@@ -235,7 +244,8 @@ public final class GgufFile implements AutoCloseable {
     public static GgufFile open(Path path) throws IOException {
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            MemorySegment seg = ch.size() == 0 ? MemorySegment.NULL.reinterpret(0)
+            // An empty file cannot be mapped; a zero-length heap segment fails the same checks.
+            MemorySegment seg = ch.size() == 0 ? MemorySegment.ofArray(new byte[0])
                     : ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
             return new GgufFile(path, arena, seg);
         } catch (IOException | RuntimeException e) {
@@ -363,7 +373,10 @@ public final class GgufFile implements AutoCloseable {
         return alignment;
     }
 
-    /** Absolute file offset of the tensor data section. */
+    /**
+     * Absolute file offset of the tensor data section: the end of the header rounded up to the
+     * alignment. For a file without tensors, which need not be padded, it may lie past the end.
+     */
     public long dataOffset() {
         return dataOffset;
     }
@@ -428,6 +441,10 @@ public final class GgufFile implements AutoCloseable {
             }
             if (len > Integer.MAX_VALUE - 16) {
                 throw new GgufFormatException("string length " + len + " of " + what + " is too large", at);
+            }
+            if (len == 0) {
+                // Runs of zero bytes parse as empty strings; share one so they cost no memory.
+                return "";
             }
             byte[] bytes = seg.asSlice(pos, len).toArray(U8);
             pos += len;
@@ -546,15 +563,23 @@ public final class GgufFile implements AutoCloseable {
                     return GgufValue.array(et, a);
                 }
                 case STRING -> {
-                    String[] a = new String[count];
+                    // Each element takes 8+ bytes of file but a String costs far more heap, so a corrupt
+                    // count must not size the array up front: grow it as elements actually parse.
+                    String[] a = new String[Math.min(count, 4096)];
                     for (int i = 0; i < count; i++) {
+                        if (i == a.length) {
+                            a = java.util.Arrays.copyOf(a, (int) Math.min(count, 2L * a.length));
+                        }
                         a[i] = string("element " + i + " of " + what);
                     }
                     return GgufValue.array(et, a);
                 }
                 case ARRAY -> {
-                    GgufValue[] a = new GgufValue[count];
+                    GgufValue[] a = new GgufValue[Math.min(count, 4096)];
                     for (int i = 0; i < count; i++) {
+                        if (i == a.length) {
+                            a = java.util.Arrays.copyOf(a, (int) Math.min(count, 2L * a.length));
+                        }
                         a[i] = array(key + "[" + i + "]", depth + 1);
                     }
                     return GgufValue.array(et, a);

@@ -61,6 +61,52 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return of(GgufValueType.BOOL, v);
     }
 
+    public static GgufValue ofUInt8(int v) {
+        return of(GgufValueType.UINT8, v);
+    }
+
+    public static GgufValue ofInt8(int v) {
+        return of(GgufValueType.INT8, v);
+    }
+
+    public static GgufValue ofUInt16(int v) {
+        return of(GgufValueType.UINT16, v);
+    }
+
+    public static GgufValue ofInt16(int v) {
+        return of(GgufValueType.INT16, v);
+    }
+
+    /** A UINT64; values above {@link Long#MAX_VALUE} are given as their signed bit pattern. */
+    public static GgufValue ofUInt64(long v) {
+        return of(GgufValueType.UINT64, v);
+    }
+
+    public static GgufValue ofInt64(long v) {
+        return of(GgufValueType.INT64, v);
+    }
+
+    public static GgufValue ofFloat64(double v) {
+        return of(GgufValueType.FLOAT64, v);
+    }
+
+    public static GgufValue ofStringArray(String... values) {
+        return array(GgufValueType.STRING, values);
+    }
+
+    public static GgufValue ofInt32Array(int... values) {
+        return array(GgufValueType.INT32, values);
+    }
+
+    public static GgufValue ofFloat32Array(float... values) {
+        return array(GgufValueType.FLOAT32, values);
+    }
+
+    /** An array whose elements are themselves arrays (of any, possibly differing, element types). */
+    public static GgufValue ofArrays(GgufValue... arrays) {
+        return array(GgufValueType.ARRAY, arrays);
+    }
+
     /** This value as a long, for any integer type. */
     public long asLong() {
         if (value instanceof Number n && !(value instanceof Float) && !(value instanceof Double)) {

@@ -1,6 +1,13 @@
 package io.jcascade.gguf;
 
-/** The metadata value types of GGUF, with their on-disk ids. */
+/**
+ * The metadata value types of GGUF, with their on-disk ids.
+ *
+ * <pre>{@code
+ * GgufValue v = file.metadata().get("tokenizer.ggml.tokens");
+ * if (v.type() == GgufValueType.ARRAY && v.elementType() == GgufValueType.STRING) { ... }
+ * }</pre>
+ */
 public enum GgufValueType {
     UINT8(0, 1),
     INT8(1, 1),
