@@ -14,12 +14,12 @@ import java.util.SplittableRandom;
  * steady generation loop allocates nothing. Not thread-safe: one sampler per sequence.
  *
  * <pre>{@code
- * Sampler sampler = new Sampler(SamplingParams.builder().temperature(0.7f).seed(1).build());
+ * Sampler sampler = new Sampler(SamplingParams.builder().temperature(0.7f).seed(1).build(), vocabSize);
  * int[] context = new int[maxTokens];
  * int length = 0;
  * while (...) {
  *     float[] logits = model.forward(...);
- *     int next = sampler.sample(logits, vocabSize, context, length);
+ *     int next = sampler.sample(logits, context, length);
  *     context[length++] = next;
  * }
  * }</pre>
@@ -29,6 +29,8 @@ public final class Sampler {
     private static final int[] NO_HISTORY = new int[0];
 
     private final SamplingParams params;
+    /** The logit count {@link #sample(float[], int[], int)} uses; 0 when not fixed at construction. */
+    private final int vocabSize;
     private SplittableRandom random;
 
     private float[] work = new float[0];
@@ -39,9 +41,22 @@ public final class Sampler {
     private int[] seen = new int[0];
     private int stamp;
 
+    /** A sampler that is told the vocabulary size on each call. */
     public Sampler(SamplingParams params) {
         this.params = Objects.requireNonNull(params);
+        this.vocabSize = 0;
         this.random = new SplittableRandom(params.seed());
+    }
+
+    /** A sampler for logit vectors of {@code vocabSize} entries, with its buffers allocated up front. */
+    public Sampler(SamplingParams params, int vocabSize) {
+        if (vocabSize <= 0) {
+            throw new IllegalArgumentException("vocabSize must be positive: " + vocabSize);
+        }
+        this.params = Objects.requireNonNull(params);
+        this.vocabSize = vocabSize;
+        this.random = new SplittableRandom(params.seed());
+        ensureCapacity(vocabSize);
     }
 
     public SamplingParams params() {
@@ -51,6 +66,18 @@ public final class Sampler {
     /** Restarts the random sequence as if newly constructed with {@code seed}. */
     public void reseed(long seed) {
         random = new SplittableRandom(seed);
+    }
+
+    /**
+     * Samples over the vocabulary size given at construction.
+     *
+     * @throws IllegalStateException if the sampler was built without a vocabulary size
+     */
+    public int sample(float[] logits, int[] history, int historyLength) {
+        if (vocabSize == 0) {
+            throw new IllegalStateException("no vocabulary size given at construction");
+        }
+        return sample(logits, vocabSize, history, historyLength);
     }
 
     /** Samples without a repetition history. */
@@ -138,14 +165,18 @@ public final class Sampler {
             throw new IllegalArgumentException("vocabSize " + n + " outside 1.." + logits.length);
         }
         Objects.checkFromToIndex(0, historyLength, history.length);
+        ensureCapacity(n);
+        System.arraycopy(logits, 0, work, 0, n);
+        applyRepetitionPenalty(work, n, history, historyLength);
+        return work;
+    }
+
+    private void ensureCapacity(int n) {
         if (work.length < n) {
             work = new float[n];
             keys = new long[n];
             weights = new double[n];
         }
-        System.arraycopy(logits, 0, work, 0, n);
-        applyRepetitionPenalty(work, n, history, historyLength);
-        return work;
     }
 
     /** Lowest index of the largest value; NaN never wins. */

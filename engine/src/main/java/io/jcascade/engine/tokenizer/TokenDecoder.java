@@ -12,9 +12,9 @@ import java.util.Objects;
  * <p>Not thread-safe; use one per generation stream.
  *
  * <pre>{@code
- * TokenDecoder dec = new TokenDecoder(tokenizer, false);   // continuing after a prompt
+ * TokenDecoder dec = new TokenDecoder(tokenizer);   // continuing after a prompt
  * for (int id : generated) {
- *     System.out.print(dec.push(id));
+ *     System.out.print(dec.next(id));
  * }
  * System.out.print(dec.flush());
  * }</pre>
@@ -25,6 +25,11 @@ public final class TokenDecoder {
     private byte[] pending = new byte[16];
     private int pendingLength;
     private boolean stripSpace;
+
+    /** A decoder for tokens that continue a prompt, so a leading space is kept. */
+    public TokenDecoder(Tokenizer tokenizer) {
+        this(tokenizer, false);
+    }
 
     /**
      * @param tokenizer the vocabulary
@@ -39,9 +44,13 @@ public final class TokenDecoder {
 
     /**
      * Adds one token and returns the text that is now complete, possibly empty. Bytes of an
-     * unfinished UTF-8 character stay buffered for the next call.
+     * unfinished UTF-8 character stay buffered for the next call. Ids beyond the vocabulary (models
+     * may pad their output layer) render as nothing.
      */
-    public String push(int id) {
+    public String next(int id) {
+        if (id >= tokenizer.vocabSize()) {
+            return "";
+        }
         byte[] piece = tokenizer.tokenBytes(id);
         if (piece.length == 0) {
             return "";

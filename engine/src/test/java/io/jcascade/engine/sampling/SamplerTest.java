@@ -240,6 +240,17 @@ class SamplerTest {
     }
 
     @Test
+    void fixedVocabularySizeConstructor() {
+        float[] l = {1f, 2f, 7f, 3f, 100f};
+        Sampler s = new Sampler(SamplingParams.greedy(), 4);
+        assertThat(s.sample(l, new int[0], 0)).isEqualTo(2);
+        assertThatThrownBy(() -> new Sampler(SamplingParams.greedy()).sample(l, new int[0], 0))
+                .isInstanceOf(IllegalStateException.class);
+        SamplingParams p = new SamplingParams(0.9f, 5, 0.9f, 0.1f, 1.2f, 32, 77L);
+        assertThat(p.toBuilder().build()).isEqualTo(p);
+    }
+
+    @Test
     void paramsValidateAndDefaultLikeLlamaCpp() {
         SamplingParams d = SamplingParams.defaults();
         assertThat(d.temperature()).isEqualTo(0.8f);

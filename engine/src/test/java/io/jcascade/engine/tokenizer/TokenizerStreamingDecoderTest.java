@@ -14,7 +14,7 @@ class TokenizerStreamingDecoderTest {
         TokenDecoder dec = new TokenDecoder(tok, startOfText);
         List<String> chunks = new ArrayList<>();
         for (int id : ids) {
-            chunks.add(dec.push(id));
+            chunks.add(dec.next(id));
         }
         chunks.add(dec.flush());
         return chunks;
@@ -57,7 +57,7 @@ class TokenizerStreamingDecoderTest {
         TokenDecoder dec = new TokenDecoder(tok, true);
         StringBuilder all = new StringBuilder();
         for (int id : ids) {
-            String chunk = dec.push(id);
+            String chunk = dec.next(id);
             assertWholeCharacters(List.of(chunk));
             all.append(chunk);
             if (tok.tokenType(id) == TokenType.BYTE && dec.pendingBytes() > 0) {
@@ -69,10 +69,20 @@ class TokenizerStreamingDecoderTest {
     }
 
     @Test
+    void idsBeyondTheVocabularyRenderAsNothing() {
+        Tokenizer tok = TokenizerTestSupport.load(TokenizerTestSupport.shared("models/stories260K.gguf"));
+        TokenDecoder dec = new TokenDecoder(tok);
+        assertThat(dec.next(tok.vocabSize())).isEmpty();
+        assertThat(dec.next(tok.vocabSize() + 100)).isEmpty();
+    }
+
+    @Test
     void continuationKeepsTheLeadingSpace() {
         Tokenizer tok = TokenizerTestSupport.load(TokenizerTestSupport.shared("tokenizer-vectors/ggml-vocab-llama-spm.gguf"));
         int[] ids = {15043, 3186};   // "▁Hello", "▁world"
         assertThat(String.join("", stream(tok, ids, false))).isEqualTo(" Hello world");
+        TokenDecoder plain = new TokenDecoder(tok);
+        assertThat(plain.next(15043) + plain.next(3186) + plain.flush()).isEqualTo(" Hello world");
         assertThat(String.join("", stream(tok, ids, true))).isEqualTo("Hello world");
     }
 
@@ -95,7 +105,7 @@ class TokenizerStreamingDecoderTest {
         TokenDecoder dec = new TokenDecoder(tok, false);
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < ids.length - 1; i++) {
-            sb.append(dec.push(ids[i]));
+            sb.append(dec.next(ids[i]));
         }
         assertThat(dec.pendingBytes()).isEqualTo(3);
         assertThat(sb.toString()).isEqualTo(" ");
