@@ -47,6 +47,10 @@ public interface Tokenizer {
      * The text of {@code ids}: the concatenation of {@link #tokenBytes} decoded as UTF-8, minus the
      * single space that the tokenizer's dummy prefix added in front of the first text-bearing token.
      * Invalid UTF-8 (an incomplete byte sequence) becomes U+FFFD.
+     *
+     * <p>Unlike llama.cpp's {@code llama_detokenize}, which keeps that space when the ids start with
+     * BOS, the space is dropped after any leading control tokens, so that
+     * {@code decode(encode(s, true)) == s} as well as {@code decode(encode(s, false)) == s}.
      */
     String decode(int[] ids);
 
