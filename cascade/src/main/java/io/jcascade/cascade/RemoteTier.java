@@ -118,8 +118,8 @@ public final class RemoteTier implements Tier {
                 } else {
                     // 4xx other than 429: the request itself is wrong (key, model, body); retrying will not help.
                     breaker.onFailure();
-                    return TierOutput.failed("HTTP " + status + snippet(resp.body()), LocalTier.millisSince(start),
-                            attempts);
+                    return TierOutput.failed(redact("HTTP " + status + snippet(resp.body()), key),
+                            LocalTier.millisSince(start), attempts);
                 }
             } catch (HttpTimeoutException e) {
                 lastError = "timed out after " + config.timeoutMs() + " ms";
@@ -140,7 +140,7 @@ public final class RemoteTier implements Tier {
             }
         }
         breaker.onFailure();
-        return TierOutput.failed(lastError + " (after " + attempts + " attempt" + (attempts == 1 ? "" : "s") + ")",
+        return TierOutput.failed(redact(lastError, key) + " (after " + attempts + " attempt" + (attempts == 1 ? "" : "s") + ")",
                 LocalTier.millisSince(start), attempts);
     }
 
@@ -166,6 +166,11 @@ public final class RemoteTier implements Tier {
         } catch (NumberFormatException e) {
             return -1; // an HTTP date: fall back to the backoff
         }
+    }
+
+    /** Removes the key from a message, should a server echo it back. */
+    private static String redact(String message, String key) {
+        return key == null || key.isEmpty() || message == null ? message : message.replace(key, "[redacted]");
     }
 
     private static String snippet(String body) {
