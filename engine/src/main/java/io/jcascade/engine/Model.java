@@ -167,7 +167,7 @@ public final class Model implements AutoCloseable {
         Sampler sampler = new Sampler(params.sampling(), config.vocabSize());
         int[] history = Arrays.copyOf(prompt, capacity + 1);
         int historyLength = prompt.length;
-        TokenDecoder decoder = new TokenDecoder(tokenizer);
+        TokenDecoder decoder = new TokenDecoder(tokenizer, false); // continuing the prompt: a leading space is real
         StopStrings stops = new StopStrings(params.stop());
         StringBuilder text = new StringBuilder();
         int released = 0;
@@ -183,7 +183,7 @@ public final class Model implements AutoCloseable {
             boolean endOfSequence = tokenizer.isEndOfGeneration(token);
             int before = text.length();
             if (!endOfSequence) {
-                text.append(decoder.next(token));
+                text.append(decoder.push(token));
             }
             boolean last = endOfSequence || i == params.maxTokens() - 1 || pos >= capacity || cancel.isCancelled();
             int stopAt = stops.find(text, before);

@@ -1,0 +1,698 @@
+package io.jcascade.kernels.cpu;
+
+import io.jcascade.gguf.GgmlType;
+import io.jcascade.kernels.WeightMatrix;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The fast {@link CpuKernels}: Vector API loops over weights read in place from their
+ * {@link MemorySegment} (usually a mapped GGUF file), split over a fixed pool of threads.
+ *
+ * <p>Matmul splits rows over the threads in chunks handed out from an atomic counter, so a thread
+ * that starts late (or shares its core) takes fewer. For one token each row is dequantized in
+ * registers and multiplied in the same pass (decode is memory bound: the weights are read exactly
+ * once). For several tokens a row is dequantized once into a per-thread scratch row that stays in
+ * L1 and then multiplied with up to {@value #TOKEN_BLOCK} tokens, four at a time, so the weights are
+ * streamed once per {@value #TOKEN_BLOCK} tokens instead of once per token.
+ *
+ * <p>The kernels are meant to be driven by one thread at a time. A kernel called while the pool is
+ * busy (from inside {@link #parallelFor}, or concurrently from another thread) still works: it
+ * runs on its calling thread alone.
+ *
+ * <pre>{@code
+ * try (CpuKernels k = new PanamaKernels(4)) {
+ *     k.matmul(w, x, 0, w.cols(), out, 0, w.rows(), 1);
+ * }
+ * }</pre>
+ */
+public final class PanamaKernels implements CpuKernels {
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** Shorts with as many lanes as {@link #F}, for F16/BF16 rows. */
+    private static final VectorSpecies<Short> SH =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /** Bytes for Q8_0 quants: as many lanes as F, but at least the 64-bit minimum shape. */
+    private static final VectorSpecies<Byte> BQ8 =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.vectorBitSize() / 4)));
+    private static final int Q8_PARTS = BQ8.length() / L;
+    /** The 16 quant bytes of a Q4_0 block in one vector. */
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final int Q4_PARTS = 16 / Math.max(1, L);
+    /** Block kernels assume a block of 32 covers whole vectors; wider machines use scalar code. */
+    private static final boolean VECTOR_BLOCKS = L >= 4 && L <= 16;
+
+    static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /** Q8_0 block: fp16 d, int8 qs[32]. Q4_0 block: fp16 d, uint8 qs[16]. */
+    private static final int Q8_BYTES = 34;
+    private static final int Q4_BYTES = 18;
+
+    /** Tokens multiplied with one dequantized row before moving on (their x rows stay in L2). */
+    static final int TOKEN_BLOCK = 32;
+    /** Below this many multiply-adds a matmul runs on the caller; waking workers costs more. */
+    private static final long MIN_PARALLEL_WORK = 1 << 15;
+
+    private final int threads;
+    private final WorkerPool pool;
+    private final float[][] scratch;
+    private final ThreadLocal<float[]> inlineScratch = new ThreadLocal<>();
+    private final MatmulJob matmulJob = new MatmulJob();
+    private final ForJob forJob = new ForJob();
+
+    /** Kernels on {@code threads} threads, the caller being one of them. */
+    public PanamaKernels(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
+        this.threads = threads;
+        this.pool = new WorkerPool(threads);
+        this.scratch = new float[threads][];
+    }
+
+    @Override
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    /** Worker threads still alive (the caller not counted); for tests. */
+    int liveWorkerThreads() {
+        return pool.liveWorkers();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // matmul
+
+    @Override
+    public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+            int nTokens) {
+        checkSupported(w.type());
+        int rows = w.rows();
+        int cols = w.cols();
+        if (nTokens <= 0 || rows == 0) {
+            return;
+        }
+        // Fail on the caller with a clear message rather than in a worker.
+        Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
+        Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
+            if (pool.tryAcquire()) {
+                MatmulJob j = matmulJob;
+                try {
+                    pool.run(j.set(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads));
+                } finally {
+                    j.clear();
+                    pool.release();
+                }
+                return;
+            }
+        }
+        float[] s = inlineScratch.get();
+        if (nTokens > 1 && (s == null || s.length < cols)) {
+            s = new float[cols];
+            inlineScratch.set(s);
+        }
+        matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    private float[] scratchFor(int participant, int cols) {
+        float[] s = scratch[participant];
+        if (s == null || s.length < cols) {
+            s = new float[cols]; // grows once to the widest matrix, then reused
+            scratch[participant] = s;
+        }
+        return s;
+    }
+
+    /** Rows {@code [r0, r1)} for all tokens. */
+    private static void matmulRows(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset,
+            int outStride, int nTokens, int r0, int r1, float[] row) {
+        GgmlType type = w.type();
+        MemorySegment seg = w.data();
+        int cols = w.cols();
+        long rowBytes = w.rowBytes();
+        if (nTokens == 1) {
+            for (int r = r0; r < r1; r++) {
+                out[outOffset + r] = dotRow(type, seg, r * rowBytes, x, xOffset, cols);
+            }
+            return;
+        }
+        for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
+            int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
+            for (int r = r0; r < r1; r++) {
+                dequantize(type, seg, r * rowBytes, cols, row, 0);
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    int xo = xOffset + t * xStride;
+                    int oo = outOffset + t * outStride + r;
+                    dot4(row, cols, x, xo, xo + xStride, xo + 2 * xStride, xo + 3 * xStride, out, oo, outStride);
+                }
+                for (; t < t1; t++) {
+                    out[outOffset + t * outStride + r] = dotArrays(row, 0, x, xOffset + t * xStride, cols);
+                }
+            }
+        }
+    }
+
+    /** One matmul at a time, its arguments in fields so that a call allocates nothing. */
+    private final class MatmulJob implements WorkerPool.Job {
+        private WeightMatrix w;
+        private float[] x;
+        private float[] out;
+        private int xOffset, xStride, outOffset, outStride, nTokens, rows, chunk;
+        private final AtomicInteger next = new AtomicInteger();
+
+        MatmulJob set(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+                int nTokens, int threads) {
+            this.w = w;
+            this.x = x;
+            this.xOffset = xOffset;
+            this.xStride = xStride;
+            this.out = out;
+            this.outOffset = outOffset;
+            this.outStride = outStride;
+            this.nTokens = nTokens;
+            this.rows = w.rows();
+            // About 8 chunks per thread: enough to even out a late or descheduled thread.
+            this.chunk = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
+            next.set(0);
+            return this;
+        }
+
+        void clear() {
+            w = null;
+            x = null;
+            out = null;
+        }
+
+        @Override
+        public void run(int participant) {
+            float[] row = nTokens > 1 ? scratchFor(participant, w.cols()) : null;
+            int r0;
+            while ((r0 = next.getAndAdd(chunk)) < rows) {
+                matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk),
+                        row);
+            }
+        }
+    }
+
+    private static void checkSupported(GgmlType type) {
+        switch (type) {
+            case F32, F16, BF16, Q8_0, Q4_0 -> { }
+            default -> throw new UnsupportedOperationException("weight type " + type + " is not supported by the CPU kernels");
+        }
+    }
+
+    /** Dot product of the row at {@code off} (in {@code type}'s layout) with {@code x[xo .. xo+n)}. */
+    private static float dotRow(GgmlType type, MemorySegment seg, long off, float[] x, int xo, int n) {
+        return switch (type) {
+            case F32 -> dotF32(seg, off, x, xo, n);
+            case F16 -> dotF16(seg, off, x, xo, n);
+            case BF16 -> dotBF16(seg, off, x, xo, n);
+            case Q8_0 -> VECTOR_BLOCKS ? dotQ8(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
+            case Q4_0 -> VECTOR_BLOCKS ? dotQ4(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
+            default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
+        };
+    }
+
+    /** F32 row: n little-endian floats. */
+    private static float dotF32(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F),
+                a3 = FloatVector.zero(F);
+        int i = 0;
+        for (; i <= n - 4 * L; i += 4 * L) {
+            long o = off + 4L * i;
+            a0 = FloatVector.fromMemorySegment(F, seg, o, LE).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = FloatVector.fromMemorySegment(F, seg, o + 4L * L, LE).fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+            a2 = FloatVector.fromMemorySegment(F, seg, o + 8L * L, LE)
+                    .fma(FloatVector.fromArray(F, x, xo + i + 2 * L), a2);
+            a3 = FloatVector.fromMemorySegment(F, seg, o + 12L * L, LE)
+                    .fma(FloatVector.fromArray(F, x, xo + i + 3 * L), a3);
+        }
+        for (; i <= n - L; i += L) {
+            a0 = FloatVector.fromMemorySegment(F, seg, off + 4L * i, LE).fma(FloatVector.fromArray(F, x, xo + i), a0);
+        }
+        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += seg.get(F32_LE, off + 4L * i) * x[xo + i];
+        }
+        return s;
+    }
+
+    /** F16 row: n little-endian IEEE halfs. */
+    private static float dotF16(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int i = 0;
+        for (; i <= n - 2 * L; i += 2 * L) {
+            long o = off + 2L * i;
+            a0 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, o, LE)).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, o + 2L * L, LE))
+                    .fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+        }
+        for (; i <= n - L; i += L) {
+            a0 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE))
+                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
+        }
+        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i];
+        }
+        return s;
+    }
+
+    /** BF16 row: n little-endian shorts, each the upper half of a float32. */
+    private static float dotBF16(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int i = 0;
+        for (; i <= n - 2 * L; i += 2 * L) {
+            long o = off + 2L * i;
+            a0 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, o, LE)).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, o + 2L * L, LE))
+                    .fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+        }
+        for (; i <= n - L; i += L) {
+            a0 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE))
+                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
+        }
+        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16) * x[xo + i];
+        }
+        return s;
+    }
+
+    /**
+     * Q8_0 row: n/32 blocks of 34 bytes, {@code fp16 d; int8 qs[32]}, element j = d * qs[j].
+     * Per block the 32 int8 are widened to floats, multiplied with x, and the block sum scaled by d.
+     */
+    private static float dotQ8(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int nb = n / 32;
+        for (int b = 0; b < nb; b++) {
+            long bo = off + (long) Q8_BYTES * b;
+            int xb = xo + 32 * b;
+            FloatVector s = FloatVector.zero(F);
+            for (int k = 0; k < 32; k += BQ8.length()) {
+                ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
+                for (int p = 0; p < Q8_PARTS; p++) {
+                    FloatVector qf = (FloatVector) q.convertShape(VectorOperators.B2F, F, p);
+                    s = qf.fma(FloatVector.fromArray(F, x, xb + k + p * L), s);
+                }
+            }
+            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * Q4_0 row: n/32 blocks of 18 bytes, {@code fp16 d; uint8 qs[16]}; element j (j < 16) is
+     * d * ((qs[j] & 0xF) - 8) and element j + 16 is d * ((qs[j] >> 4) - 8).
+     */
+    private static float dotQ4(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int nb = n / 32;
+        for (int b = 0; b < nb; b++) {
+            long bo = off + (long) Q4_BYTES * b;
+            int xb = xo + 32 * b;
+            ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
+            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+            FloatVector s = FloatVector.zero(F);
+            for (int p = 0; p < Q4_PARTS; p++) {
+                s = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p))
+                        .fma(FloatVector.fromArray(F, x, xb + p * L), s);
+            }
+            for (int p = 0; p < Q4_PARTS; p++) {
+                s = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
+                        .fma(FloatVector.fromArray(F, x, xb + 16 + p * L), s);
+            }
+            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** For vector shapes the block kernels do not handle: dequantize a block at a time. */
+    private static float dotScalar(GgmlType type, MemorySegment seg, long off, float[] x, int xo, int n) {
+        float[] tmp = new float[32];
+        float s = 0;
+        for (int b = 0; b < n / 32; b++) {
+            dequantizeScalar(type, seg, off + (long) type.typeSize() * b, 32, tmp, 0);
+            for (int j = 0; j < 32; j++) {
+                s += tmp[j] * x[xo + 32 * b + j];
+            }
+        }
+        return s;
+    }
+
+    /**
+     * IEEE half to float on whole vectors. Shifting the 15 magnitude bits into a float's exponent and
+     * mantissa and multiplying by 2^112 rebiases the exponent (15 to 127) and turns half subnormals
+     * into float normals exactly; halfs with the all-ones exponent (inf, NaN) land at or above 2^16
+     * and get the float all-ones exponent, which keeps the NaN payload.
+     */
+    static FloatVector halfToFloat(ShortVector h) {
+        IntVector v = (IntVector) h.convertShape(VectorOperators.S2I, I, 0);
+        IntVector em = v.and(0x7FFF);
+        IntVector sign = v.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+        IntVector bits = em.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+        VectorMask<Integer> infNan = em.compare(VectorOperators.GE, 0x7C00);
+        bits = bits.lanewise(VectorOperators.OR, 0x7F800000, infNan);
+        return bits.or(sign).reinterpretAsFloats();
+    }
+
+    /** BF16 is the upper half of a float32: shift it back into place. */
+    static FloatVector bf16ToFloat(ShortVector h) {
+        return ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
+    /** Four dot products of one (dequantized, L1-resident) weight row with four tokens' x. */
+    private static void dot4(float[] w, int n, float[] x, int x0, int x1, int x2, int x3, float[] out, int o,
+            int outStride) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F),
+                a3 = FloatVector.zero(F);
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector wv = FloatVector.fromArray(F, w, i);
+            a0 = wv.fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = wv.fma(FloatVector.fromArray(F, x, x1 + i), a1);
+            a2 = wv.fma(FloatVector.fromArray(F, x, x2 + i), a2);
+            a3 = wv.fma(FloatVector.fromArray(F, x, x3 + i), a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD);
+        float s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD);
+        float s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float wi = w[i];
+            s0 += wi * x[x0 + i];
+            s1 += wi * x[x1 + i];
+            s2 += wi * x[x2 + i];
+            s3 += wi * x[x3 + i];
+        }
+        out[o] = s0;
+        out[o + outStride] = s1;
+        out[o + 2 * outStride] = s2;
+        out[o + 3 * outStride] = s3;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // dequantization
+
+    @Override
+    public void dequantizeRow(WeightMatrix w, int row, float[] out, int outOffset) {
+        checkSupported(w.type());
+        Objects.checkIndex(row, w.rows());
+        Objects.checkFromIndexSize(outOffset, w.cols(), out.length);
+        dequantize(w.type(), w.data(), row * w.rowBytes(), w.cols(), out, outOffset);
+    }
+
+    /** n elements of the row at byte {@code off} into {@code out[oo ..)}. */
+    private static void dequantize(GgmlType type, MemorySegment seg, long off, int n, float[] out, int oo) {
+        switch (type) {
+            case F32 -> MemorySegment.copy(seg, F32_LE, off, out, oo, n);
+            case F16 -> {
+                int i = 0;
+                for (; i <= n - L; i += L) {
+                    halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
+                }
+                for (; i < n; i++) {
+                    out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
+                }
+            }
+            case BF16 -> {
+                int i = 0;
+                for (; i <= n - L; i += L) {
+                    bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
+                }
+                for (; i < n; i++) {
+                    out[oo + i] = Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16);
+                }
+            }
+            case Q8_0 -> {
+                if (!VECTOR_BLOCKS) {
+                    dequantizeScalar(type, seg, off, n, out, oo);
+                    return;
+                }
+                for (int b = 0; b < n / 32; b++) {
+                    long bo = off + (long) Q8_BYTES * b;
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+                    for (int k = 0; k < 32; k += BQ8.length()) {
+                        ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
+                        for (int p = 0; p < Q8_PARTS; p++) {
+                            ((FloatVector) q.convertShape(VectorOperators.B2F, F, p)).mul(d)
+                                    .intoArray(out, oo + 32 * b + k + p * L);
+                        }
+                    }
+                }
+            }
+            case Q4_0 -> {
+                if (!VECTOR_BLOCKS) {
+                    dequantizeScalar(type, seg, off, n, out, oo);
+                    return;
+                }
+                for (int b = 0; b < n / 32; b++) {
+                    long bo = off + (long) Q4_BYTES * b;
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+                    ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
+                    ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+                    for (int p = 0; p < Q4_PARTS; p++) {
+                        ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d)
+                                .intoArray(out, oo + 32 * b + p * L);
+                        ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d)
+                                .intoArray(out, oo + 32 * b + 16 + p * L);
+                    }
+                }
+            }
+            default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
+        }
+    }
+
+    /** Block-at-a-time scalar dequantization for Q8_0/Q4_0, used where the vector shape does not fit. */
+    private static void dequantizeScalar(GgmlType type, MemorySegment seg, long off, int n, float[] out, int oo) {
+        int bs = type.typeSize();
+        for (int b = 0; b < n / 32; b++) {
+            long bo = off + (long) bs * b;
+            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
+            for (int j = 0; j < (type == GgmlType.Q8_0 ? 32 : 16); j++) {
+                byte q = seg.get(ValueLayout.JAVA_BYTE, bo + 2 + j);
+                if (type == GgmlType.Q8_0) {
+                    out[oo + 32 * b + j] = d * q;
+                } else {
+                    out[oo + 32 * b + j] = d * ((q & 0x0F) - 8);
+                    out[oo + 32 * b + j + 16] = d * (((q >> 4) & 0x0F) - 8);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // element-wise kernels
+
+    @Override
+    public void rmsNorm(float[] x, int xOffset, float[] weight, float[] out, int outOffset, int n, float eps) {
+        // As llama.cpp: squares in float, summed in double, mean rounded to float, then
+        // (x * scale) * weight in float. Kept scalar for the sum so it matches the reference exactly.
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            float v = x[xOffset + i];
+            sum += (double) (v * v);
+        }
+        float mean = (float) (sum / n);
+        float scale = 1.0f / (float) Math.sqrt(mean + eps);
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, xOffset + i).mul(scale).mul(FloatVector.fromArray(F, weight, i))
+                    .intoArray(out, outOffset + i);
+        }
+        for (; i < n; i++) {
+            out[outOffset + i] = x[xOffset + i] * scale * weight[i];
+        }
+    }
+
+    @Override
+    public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
+            float[] freqFactors, boolean neox) {
+        // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
+        // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
+        // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
+        float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
+        int half = ropeDims / 2;
+        float theta = (float) pos;
+        for (int i = 0; i < half; i++) {
+            float angle = freqFactors != null ? theta / freqFactors[i] : theta;
+            float cos = (float) Math.cos(angle);
+            float sin = (float) Math.sin(angle);
+            // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)
+            int i0 = neox ? i : 2 * i;
+            int i1 = neox ? i + half : 2 * i + 1;
+            for (int h = 0, base = offset; h < nHeads; h++, base += headDim) {
+                float v0 = x[base + i0];
+                float v1 = x[base + i1];
+                x[base + i0] = v0 * cos - v1 * sin;
+                x[base + i1] = v0 * sin + v1 * cos;
+            }
+            theta *= thetaScale;
+        }
+    }
+
+    @Override
+    public void softmax(float[] x, int offset, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        int i = 0;
+        if (n >= L) {
+            FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+            for (; i <= n - L; i += L) {
+                m = m.max(FloatVector.fromArray(F, x, offset + i));
+            }
+            max = m.reduceLanes(VectorOperators.MAX);
+        }
+        for (; i < n; i++) {
+            max = Math.max(max, x[offset + i]);
+        }
+        // exp stays scalar (Math.exp) so results match the reference bit for bit.
+        double sum = 0;
+        for (i = 0; i < n; i++) {
+            float e = (float) Math.exp(x[offset + i] - max);
+            x[offset + i] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, offset + i).mul(inv).intoArray(x, offset + i);
+        }
+        for (; i < n; i++) {
+            x[offset + i] *= inv;
+        }
+    }
+
+    @Override
+    public void swiglu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset, int n) {
+        for (int i = 0; i < n; i++) {
+            float g = gate[gateOffset + i];
+            out[outOffset + i] = g / (1.0f + (float) Math.exp(-g)) * up[upOffset + i];
+        }
+    }
+
+    @Override
+    public float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        return dotArrays(a, aOffset, b, bOffset, n);
+    }
+
+    private static float dotArrays(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int i = 0;
+        for (; i <= n - 2 * L; i += 2 * L) {
+            a0 = FloatVector.fromArray(F, a, aOffset + i).fma(FloatVector.fromArray(F, b, bOffset + i), a0);
+            a1 = FloatVector.fromArray(F, a, aOffset + i + L).fma(FloatVector.fromArray(F, b, bOffset + i + L), a1);
+        }
+        for (; i <= n - L; i += L) {
+            a0 = FloatVector.fromArray(F, a, aOffset + i).fma(FloatVector.fromArray(F, b, bOffset + i), a0);
+        }
+        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += a[aOffset + i] * b[bOffset + i];
+        }
+        return s;
+    }
+
+    @Override
+    public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int n) {
+        int i = 0;
+        FloatVector a = FloatVector.broadcast(F, alpha);
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, xOffset + i).fma(a, FloatVector.fromArray(F, y, yOffset + i))
+                    .intoArray(y, yOffset + i);
+        }
+        for (; i < n; i++) {
+            y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
+        }
+    }
+
+    @Override
+    public void add(float[] x, int xOffset, float[] y, int yOffset, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, xOffset + i).add(FloatVector.fromArray(F, y, yOffset + i))
+                    .intoArray(y, yOffset + i);
+        }
+        for (; i < n; i++) {
+            y[yOffset + i] += x[xOffset + i];
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // parallelFor
+
+    @Override
+    public void parallelFor(int count, IntConsumer body) {
+        if (count <= 0) {
+            return;
+        }
+        if (count > 1 && threads > 1) {
+            if (pool.tryAcquire()) {
+                ForJob j = forJob;
+                try {
+                    pool.run(j.set(count, body, threads));
+                } finally {
+                    j.body = null;
+                    pool.release();
+                }
+                return;
+            }
+        }
+        for (int i = 0; i < count; i++) {
+            body.accept(i);
+        }
+    }
+
+    private static final class ForJob implements WorkerPool.Job {
+        private IntConsumer body;
+        private int count, chunk;
+        private final AtomicInteger next = new AtomicInteger();
+
+        ForJob set(int count, IntConsumer body, int threads) {
+            this.body = body;
+            this.count = count;
+            this.chunk = Math.max(1, count / (8 * threads));
+            next.set(0);
+            return this;
+        }
+
+        @Override
+        public void run(int participant) {
+            int i0;
+            while ((i0 = next.getAndAdd(chunk)) < count) {
+                int i1 = Math.min(count, i0 + chunk);
+                for (int i = i0; i < i1; i++) {
+                    body.accept(i);
+                }
+            }
+        }
+    }
+}
