@@ -32,7 +32,8 @@ class CascadeRemoteTest {
         TierConfig c = anthropic
                 ? TierConfig.anthropic("frontier", s.baseUrl(), "claude-test", "TEST_KEY", 3.0, 15.0, 64)
                 : TierConfig.openai("frontier", s.baseUrl(), "gpt-test", "TEST_KEY", 2.5, 10.0);
-        return c.withFaults(300, retries, 5, 50, 3, 60_000);
+        // 1 s: generous for a cold JVM on a busy 2-core machine, well below the 2.5 s slow reply.
+        return c.withFaults(1000, retries, 5, 50, 3, 60_000);
     }
 
     /** small (a scripted local model, unsure: mean entropy 0.8) then the remote tier. */
@@ -176,7 +177,7 @@ class CascadeRemoteTest {
     void theCircuitBreakerOpensThenLetsOneTrialThroughAfterTheCooldown(boolean anthropic) throws Exception {
         try (LoopbackServer s = new LoopbackServer(anthropic)) {
             s.whenScriptEnds = Fault.SERVER_ERROR;
-            TierConfig c = remote(anthropic, s, 0).withFaults(300, 0, 1, 5, 2, 400);
+            TierConfig c = remote(anthropic, s, 0).withFaults(2000, 0, 1, 5, 2, 400);
             FakeGenerator small = FakeGenerator.constant("41", 0.8, 0.8, 0.8);
             try (Cascade cascade = cascade(c, small, Map.of("TEST_KEY", KEY))) {
                 RemoteTier tier = (RemoteTier) cascade.tiers().get(1);

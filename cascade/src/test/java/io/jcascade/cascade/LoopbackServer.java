@@ -34,7 +34,7 @@ final class LoopbackServer implements AutoCloseable {
     final List<Request> requests = new CopyOnWriteArrayList<>();
     volatile Fault whenScriptEnds = Fault.OK;
     volatile String answer = "42";
-    volatile long slowMs = 1500;
+    volatile long slowMs = 2500;
     volatile String retryAfter = "0";
 
     LoopbackServer(boolean anthropic) throws IOException {
