@@ -16,11 +16,12 @@ import picocli.CommandLine.Command;
  * <pre>
  * ./jcascade generate --model models/stories260K.gguf --prompt "Once upon a time" --max-tokens 64 --temperature 0
  * ./jcascade inspect models/arith-small.gguf
+ * ./jcascade cascade --demo
  * </pre>
  */
 @Command(name = "jcascade", mixinStandardHelpOptions = true, versionProvider = JCascade.Version.class,
         description = "LLM inference and model cascades in pure Java.",
-        subcommands = {GenerateCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, InspectCommand.class, CascadeCommand.class, CommandLine.HelpCommand.class})
 public final class JCascade {
 
     public static void main(String[] args) {
