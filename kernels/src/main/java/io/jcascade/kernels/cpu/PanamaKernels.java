@@ -328,23 +328,38 @@ public final class PanamaKernels implements CpuKernels {
      * Per block the 32 int8 are widened to floats, multiplied with x, and the block sum scaled by d.
      */
     private static float dotQ8(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
+        // Two accumulators: the per-block scale FMA is a dependency chain otherwise.
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         int nb = n / 32;
-        for (int b = 0; b < nb; b++) {
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
             long bo = off + (long) Q8_BYTES * b;
-            int xb = xo + 32 * b;
-            FloatVector s = FloatVector.zero(F);
-            for (int k = 0; k < 32; k += BQ8.length()) {
-                ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
-                for (int p = 0; p < Q8_PARTS; p++) {
-                    FloatVector qf = (FloatVector) q.convertShape(VectorOperators.B2F, F, p);
-                    s = qf.fma(FloatVector.fromArray(F, x, xb + k + p * L), s);
-                }
-            }
-            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
-            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            acc0 = blockQ8(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+            acc1 = blockQ8(seg, bo + Q8_BYTES, x, xo + 32 * b + 32).fma(scale(seg, bo + Q8_BYTES), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) {
+            long bo = off + (long) Q8_BYTES * b;
+            acc0 = blockQ8(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** The block's fp16 scale d (its first two bytes), in every lane. */
+    private static FloatVector scale(MemorySegment seg, long bo) {
+        return FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+    }
+
+    /** Unscaled lane sums of qs[j] * x[xb + j] for one Q8_0 block at {@code bo}. */
+    private static FloatVector blockQ8(MemorySegment seg, long bo, float[] x, int xb) {
+        FloatVector s = FloatVector.zero(F);
+        for (int k = 0; k < 32; k += BQ8.length()) {
+            ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
+            for (int p = 0; p < Q8_PARTS; p++) {
+                FloatVector qf = (FloatVector) q.convertShape(VectorOperators.B2F, F, p);
+                s = qf.fma(FloatVector.fromArray(F, x, xb + k + p * L), s);
+            }
+        }
+        return s;
     }
 
     /**
@@ -352,27 +367,35 @@ public final class PanamaKernels implements CpuKernels {
      * d * ((qs[j] & 0xF) - 8) and element j + 16 is d * ((qs[j] >> 4) - 8).
      */
     private static float dotQ4(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         int nb = n / 32;
-        for (int b = 0; b < nb; b++) {
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
             long bo = off + (long) Q4_BYTES * b;
-            int xb = xo + 32 * b;
-            ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
-            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
-            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
-            FloatVector s = FloatVector.zero(F);
-            for (int p = 0; p < Q4_PARTS; p++) {
-                s = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p))
-                        .fma(FloatVector.fromArray(F, x, xb + p * L), s);
-            }
-            for (int p = 0; p < Q4_PARTS; p++) {
-                s = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
-                        .fma(FloatVector.fromArray(F, x, xb + 16 + p * L), s);
-            }
-            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
-            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            acc0 = blockQ4(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+            acc1 = blockQ4(seg, bo + Q4_BYTES, x, xo + 32 * b + 32).fma(scale(seg, bo + Q4_BYTES), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) {
+            long bo = off + (long) Q4_BYTES * b;
+            acc0 = blockQ4(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Unscaled lane sums of (nibble - 8) * x for one Q4_0 block at {@code bo}. */
+    private static FloatVector blockQ4(MemorySegment seg, long bo, float[] x, int xb) {
+        ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
+        ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+        ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+        FloatVector s = FloatVector.zero(F);
+        for (int p = 0; p < Q4_PARTS; p++) {
+            s = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, xb + p * L), s);
+        }
+        for (int p = 0; p < Q4_PARTS; p++) {
+            s = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
+                    .fma(FloatVector.fromArray(F, x, xb + 16 + p * L), s);
+        }
+        return s;
     }
 
     /** For vector shapes the block kernels do not handle: dequantize a block at a time. */

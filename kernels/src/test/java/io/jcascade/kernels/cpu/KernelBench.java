@@ -21,9 +21,21 @@ public final class KernelBench {
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : Runtime.getRuntime().availableProcessors();
         int dim = args.length > 1 ? Integer.parseInt(args[1]) : 4096;
         int batch = args.length > 2 ? Integer.parseInt(args[2]) : 32;
-        GgmlType[] types = {GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16, GgmlType.BF16, GgmlType.F32};
+        GgmlType[] types = args.length > 3
+                ? java.util.Arrays.stream(args[3].split(",")).map(GgmlType::valueOf).toArray(GgmlType[]::new)
+                : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16, GgmlType.BF16, GgmlType.F32};
         try (PanamaKernels k = new PanamaKernels(threads)) {
             System.out.printf("threads=%d dim=%d lanes=%d%n", threads, dim, PanamaKernels.F.length());
+            // Fork-join overhead: an empty parallelFor over one index per thread.
+            for (int rep = 0; rep < 2; rep++) {
+                long n = 0;
+                long start = System.nanoTime();
+                while (System.nanoTime() - start < 500_000_000L) {
+                    k.parallelFor(threads, i -> { });
+                    n++;
+                }
+                System.out.printf("empty parallelFor: %.2f us/call%n", (System.nanoTime() - start) / 1e3 / n);
+            }
             for (GgmlType type : types) {
                 WeightMatrix w = TestMatrices.random(type, dim, dim, 42, 0);
                 float[] x = TestMatrices.randomVector(dim * batch, 1);
