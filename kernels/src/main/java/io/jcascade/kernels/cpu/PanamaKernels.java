@@ -24,9 +24,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Matmul splits rows over the threads in chunks handed out from an atomic counter, so a thread
  * that starts late (or shares its core) takes fewer. For one token each row is dequantized in
  * registers and multiplied in the same pass (decode is memory bound: the weights are read exactly
- * once). For several tokens a row is dequantized once into a per-thread scratch row that stays in
- * L1 and then multiplied with up to {@value #TOKEN_BLOCK} tokens, four at a time, so the weights are
- * streamed once per {@value #TOKEN_BLOCK} tokens instead of once per token.
+ * once). For several tokens, four rows at a time are dequantized into a per-thread scratch buffer
+ * and multiplied with up to {@value #TOKEN_BLOCK} tokens in 4x4 register tiles (16 accumulators,
+ * 8 loads per 16 FMAs), so the weights are streamed once per {@value #TOKEN_BLOCK} tokens instead
+ * of once per token, and the tokens' activations once per four rows.
  *
  * <p>The kernels are meant to be driven by one thread at a time. A kernel called while the pool is
  * busy (from inside {@link #parallelFor}, or concurrently from another thread) still works: it
@@ -129,17 +130,17 @@ public final class PanamaKernels implements CpuKernels {
             }
         }
         float[] s = inlineScratch.get();
-        if (nTokens > 1 && (s == null || s.length < cols)) {
-            s = new float[cols];
+        if (nTokens > 1 && (s == null || s.length < 4 * cols)) {
+            s = new float[4 * cols];
             inlineScratch.set(s);
         }
         matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
     }
 
-    private float[] scratchFor(int participant, int cols) {
+    private float[] scratchFor(int participant, int size) {
         float[] s = scratch[participant];
-        if (s == null || s.length < cols) {
-            s = new float[cols]; // grows once to the widest matrix, then reused
+        if (s == null || s.length < size) {
+            s = new float[size]; // grows once to the widest matrix, then reused
             scratch[participant] = s;
         }
         return s;
@@ -158,15 +159,33 @@ public final class PanamaKernels implements CpuKernels {
             }
             return;
         }
+        // Prompt batch. Token blocks outer so that the block's x rows stay in L2 while every row of
+        // the chunk passes; within a block, 4 dequantized rows (scratch) against 4 tokens at a time.
         for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
             int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
-            for (int r = r0; r < r1; r++) {
+            int r = r0;
+            for (; r + 4 <= r1; r += 4) {
+                for (int k = 0; k < 4; k++) {
+                    dequantize(type, seg, (r + k) * rowBytes, cols, row, k * cols);
+                }
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    tile4x4(row, cols, x, xOffset + t * xStride, xStride, out, outOffset + t * outStride + r,
+                            outStride);
+                }
+                for (; t < t1; t++) {
+                    // one token against the 4 rows: the same 1-by-4 kernel with the roles swapped
+                    dot4(x, xOffset + t * xStride, cols, row, 0, cols, 2 * cols, 3 * cols, out,
+                            outOffset + t * outStride + r, 1);
+                }
+            }
+            for (; r < r1; r++) {
                 dequantize(type, seg, r * rowBytes, cols, row, 0);
                 int t = t0;
                 for (; t + 4 <= t1; t += 4) {
                     int xo = xOffset + t * xStride;
-                    int oo = outOffset + t * outStride + r;
-                    dot4(row, cols, x, xo, xo + xStride, xo + 2 * xStride, xo + 3 * xStride, out, oo, outStride);
+                    dot4(row, 0, cols, x, xo, xo + xStride, xo + 2 * xStride, xo + 3 * xStride, out,
+                            outOffset + t * outStride + r, outStride);
                 }
                 for (; t < t1; t++) {
                     out[outOffset + t * outStride + r] = dotArrays(row, 0, x, xOffset + t * xStride, cols);
@@ -195,7 +214,9 @@ public final class PanamaKernels implements CpuKernels {
             this.nTokens = nTokens;
             this.rows = w.rows();
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
-            this.chunk = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
+            int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
+            // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
+            this.chunk = nTokens > 1 ? (c + 3) & ~3 : c;
             next.set(0);
             return this;
         }
@@ -208,7 +229,7 @@ public final class PanamaKernels implements CpuKernels {
 
         @Override
         public void run(int participant) {
-            float[] row = nTokens > 1 ? scratchFor(participant, w.cols()) : null;
+            float[] row = nTokens > 1 ? scratchFor(participant, 4 * w.cols()) : null;
             int r0;
             while ((r0 = next.getAndAdd(chunk)) < rows) {
                 matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk),
@@ -307,23 +328,38 @@ public final class PanamaKernels implements CpuKernels {
      * Per block the 32 int8 are widened to floats, multiplied with x, and the block sum scaled by d.
      */
     private static float dotQ8(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
+        // Two accumulators: the per-block scale FMA is a dependency chain otherwise.
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         int nb = n / 32;
-        for (int b = 0; b < nb; b++) {
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
             long bo = off + (long) Q8_BYTES * b;
-            int xb = xo + 32 * b;
-            FloatVector s = FloatVector.zero(F);
-            for (int k = 0; k < 32; k += BQ8.length()) {
-                ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
-                for (int p = 0; p < Q8_PARTS; p++) {
-                    FloatVector qf = (FloatVector) q.convertShape(VectorOperators.B2F, F, p);
-                    s = qf.fma(FloatVector.fromArray(F, x, xb + k + p * L), s);
-                }
-            }
-            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
-            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            acc0 = blockQ8(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+            acc1 = blockQ8(seg, bo + Q8_BYTES, x, xo + 32 * b + 32).fma(scale(seg, bo + Q8_BYTES), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) {
+            long bo = off + (long) Q8_BYTES * b;
+            acc0 = blockQ8(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** The block's fp16 scale d (its first two bytes), in every lane. */
+    private static FloatVector scale(MemorySegment seg, long bo) {
+        return FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+    }
+
+    /** Unscaled lane sums of qs[j] * x[xb + j] for one Q8_0 block at {@code bo}. */
+    private static FloatVector blockQ8(MemorySegment seg, long bo, float[] x, int xb) {
+        FloatVector s = FloatVector.zero(F);
+        for (int k = 0; k < 32; k += BQ8.length()) {
+            ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
+            for (int p = 0; p < Q8_PARTS; p++) {
+                FloatVector qf = (FloatVector) q.convertShape(VectorOperators.B2F, F, p);
+                s = qf.fma(FloatVector.fromArray(F, x, xb + k + p * L), s);
+            }
+        }
+        return s;
     }
 
     /**
@@ -331,27 +367,35 @@ public final class PanamaKernels implements CpuKernels {
      * d * ((qs[j] & 0xF) - 8) and element j + 16 is d * ((qs[j] >> 4) - 8).
      */
     private static float dotQ4(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         int nb = n / 32;
-        for (int b = 0; b < nb; b++) {
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
             long bo = off + (long) Q4_BYTES * b;
-            int xb = xo + 32 * b;
-            ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
-            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
-            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
-            FloatVector s = FloatVector.zero(F);
-            for (int p = 0; p < Q4_PARTS; p++) {
-                s = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p))
-                        .fma(FloatVector.fromArray(F, x, xb + p * L), s);
-            }
-            for (int p = 0; p < Q4_PARTS; p++) {
-                s = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
-                        .fma(FloatVector.fromArray(F, x, xb + 16 + p * L), s);
-            }
-            float d = Float.float16ToFloat(seg.get(I16_LE, bo));
-            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            acc0 = blockQ4(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+            acc1 = blockQ4(seg, bo + Q4_BYTES, x, xo + 32 * b + 32).fma(scale(seg, bo + Q4_BYTES), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) {
+            long bo = off + (long) Q4_BYTES * b;
+            acc0 = blockQ4(seg, bo, x, xo + 32 * b).fma(scale(seg, bo), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Unscaled lane sums of (nibble - 8) * x for one Q4_0 block at {@code bo}. */
+    private static FloatVector blockQ4(MemorySegment seg, long bo, float[] x, int xb) {
+        ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
+        ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+        ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+        FloatVector s = FloatVector.zero(F);
+        for (int p = 0; p < Q4_PARTS; p++) {
+            s = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, xb + p * L), s);
+        }
+        for (int p = 0; p < Q4_PARTS; p++) {
+            s = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
+                    .fma(FloatVector.fromArray(F, x, xb + 16 + p * L), s);
+        }
+        return s;
     }
 
     /** For vector shapes the block kernels do not handle: dequantize a block at a time. */
@@ -389,14 +433,17 @@ public final class PanamaKernels implements CpuKernels {
                 .reinterpretAsFloats();
     }
 
-    /** Four dot products of one (dequantized, L1-resident) weight row with four tokens' x. */
-    private static void dot4(float[] w, int n, float[] x, int x0, int x1, int x2, int x3, float[] out, int o,
-            int outStride) {
+    /**
+     * Four dot products of one row {@code w[wo .. wo+n)} with four rows of {@code x} (starting at
+     * x0..x3), written to {@code out[o + k * os]}: one load of w feeds four FMAs.
+     */
+    private static void dot4(float[] w, int wo, int n, float[] x, int x0, int x1, int x2, int x3, float[] out, int o,
+            int os) {
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F),
                 a3 = FloatVector.zero(F);
         int i = 0;
         for (; i <= n - L; i += L) {
-            FloatVector wv = FloatVector.fromArray(F, w, i);
+            FloatVector wv = FloatVector.fromArray(F, w, wo + i);
             a0 = wv.fma(FloatVector.fromArray(F, x, x0 + i), a0);
             a1 = wv.fma(FloatVector.fromArray(F, x, x1 + i), a1);
             a2 = wv.fma(FloatVector.fromArray(F, x, x2 + i), a2);
@@ -407,16 +454,84 @@ public final class PanamaKernels implements CpuKernels {
         float s2 = a2.reduceLanes(VectorOperators.ADD);
         float s3 = a3.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            float wi = w[i];
+            float wi = w[wo + i];
             s0 += wi * x[x0 + i];
             s1 += wi * x[x1 + i];
             s2 += wi * x[x2 + i];
             s3 += wi * x[x3 + i];
         }
         out[o] = s0;
-        out[o + outStride] = s1;
-        out[o + 2 * outStride] = s2;
-        out[o + 3 * outStride] = s3;
+        out[o + os] = s1;
+        out[o + 2 * os] = s2;
+        out[o + 3 * os] = s3;
+    }
+
+    /**
+     * A 4x4 register tile: rows {@code w[k*n ..]} (k < 4, dequantized) against the 4 tokens at
+     * {@code x[xo + t*xs ..]}; 8 loads feed 16 FMAs, so the loop is bound by FMA throughput rather
+     * than by loads. Writes {@code out[o + t*os + k]}.
+     */
+    private static void tile4x4(float[] w, int n, float[] x, int xo, int xs, float[] out, int o, int os) {
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F),
+                a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F),
+                a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F),
+                a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F),
+                a33 = FloatVector.zero(F);
+        int x0 = xo, x1 = xo + xs, x2 = xo + 2 * xs, x3 = xo + 3 * xs;
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector v0 = FloatVector.fromArray(F, x, x0 + i);
+            FloatVector v1 = FloatVector.fromArray(F, x, x1 + i);
+            FloatVector v2 = FloatVector.fromArray(F, x, x2 + i);
+            FloatVector v3 = FloatVector.fromArray(F, x, x3 + i);
+            FloatVector w0 = FloatVector.fromArray(F, w, i);
+            a00 = w0.fma(v0, a00);
+            a01 = w0.fma(v1, a01);
+            a02 = w0.fma(v2, a02);
+            a03 = w0.fma(v3, a03);
+            FloatVector w1 = FloatVector.fromArray(F, w, n + i);
+            a10 = w1.fma(v0, a10);
+            a11 = w1.fma(v1, a11);
+            a12 = w1.fma(v2, a12);
+            a13 = w1.fma(v3, a13);
+            FloatVector w2 = FloatVector.fromArray(F, w, 2 * n + i);
+            a20 = w2.fma(v0, a20);
+            a21 = w2.fma(v1, a21);
+            a22 = w2.fma(v2, a22);
+            a23 = w2.fma(v3, a23);
+            FloatVector w3 = FloatVector.fromArray(F, w, 3 * n + i);
+            a30 = w3.fma(v0, a30);
+            a31 = w3.fma(v1, a31);
+            a32 = w3.fma(v2, a32);
+            a33 = w3.fma(v3, a33);
+        }
+        out[o + 0 * os + 0] = tail(a00.reduceLanes(VectorOperators.ADD), w, 0 * n, x, x0, i, n);
+        out[o + 1 * os + 0] = tail(a01.reduceLanes(VectorOperators.ADD), w, 0 * n, x, x1, i, n);
+        out[o + 2 * os + 0] = tail(a02.reduceLanes(VectorOperators.ADD), w, 0 * n, x, x2, i, n);
+        out[o + 3 * os + 0] = tail(a03.reduceLanes(VectorOperators.ADD), w, 0 * n, x, x3, i, n);
+        out[o + 0 * os + 1] = tail(a10.reduceLanes(VectorOperators.ADD), w, 1 * n, x, x0, i, n);
+        out[o + 1 * os + 1] = tail(a11.reduceLanes(VectorOperators.ADD), w, 1 * n, x, x1, i, n);
+        out[o + 2 * os + 1] = tail(a12.reduceLanes(VectorOperators.ADD), w, 1 * n, x, x2, i, n);
+        out[o + 3 * os + 1] = tail(a13.reduceLanes(VectorOperators.ADD), w, 1 * n, x, x3, i, n);
+        out[o + 0 * os + 2] = tail(a20.reduceLanes(VectorOperators.ADD), w, 2 * n, x, x0, i, n);
+        out[o + 1 * os + 2] = tail(a21.reduceLanes(VectorOperators.ADD), w, 2 * n, x, x1, i, n);
+        out[o + 2 * os + 2] = tail(a22.reduceLanes(VectorOperators.ADD), w, 2 * n, x, x2, i, n);
+        out[o + 3 * os + 2] = tail(a23.reduceLanes(VectorOperators.ADD), w, 2 * n, x, x3, i, n);
+        out[o + 0 * os + 3] = tail(a30.reduceLanes(VectorOperators.ADD), w, 3 * n, x, x0, i, n);
+        out[o + 1 * os + 3] = tail(a31.reduceLanes(VectorOperators.ADD), w, 3 * n, x, x1, i, n);
+        out[o + 2 * os + 3] = tail(a32.reduceLanes(VectorOperators.ADD), w, 3 * n, x, x2, i, n);
+        out[o + 3 * os + 3] = tail(a33.reduceLanes(VectorOperators.ADD), w, 3 * n, x, x3, i, n);
+    }
+
+    /** {@code acc} plus the scalar tail {@code j in [from, n)} of a dot product, for widths that are not whole vectors. */
+    private static float tail(float acc, float[] w, int wo, float[] x, int xo, int from, int n) {
+        for (int j = from; j < n; j++) {
+            acc += w[wo + j] * x[xo + j];
+        }
+        return acc;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -432,63 +547,79 @@ public final class PanamaKernels implements CpuKernels {
 
     /** n elements of the row at byte {@code off} into {@code out[oo ..)}. */
     private static void dequantize(GgmlType type, MemorySegment seg, long off, int n, float[] out, int oo) {
+        // One small method per type: C2 intrinsifies Vector API code reliably only when it inlines it.
         switch (type) {
             case F32 -> MemorySegment.copy(seg, F32_LE, off, out, oo, n);
-            case F16 -> {
-                int i = 0;
-                for (; i <= n - L; i += L) {
-                    halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
-                }
-                for (; i < n; i++) {
-                    out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
-                }
-            }
-            case BF16 -> {
-                int i = 0;
-                for (; i <= n - L; i += L) {
-                    bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
-                }
-                for (; i < n; i++) {
-                    out[oo + i] = Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16);
-                }
-            }
+            case F16 -> dequantizeF16(seg, off, n, out, oo);
+            case BF16 -> dequantizeBF16(seg, off, n, out, oo);
             case Q8_0 -> {
-                if (!VECTOR_BLOCKS) {
+                if (VECTOR_BLOCKS) {
+                    dequantizeQ8(seg, off, n, out, oo);
+                } else {
                     dequantizeScalar(type, seg, off, n, out, oo);
-                    return;
-                }
-                for (int b = 0; b < n / 32; b++) {
-                    long bo = off + (long) Q8_BYTES * b;
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
-                    for (int k = 0; k < 32; k += BQ8.length()) {
-                        ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
-                        for (int p = 0; p < Q8_PARTS; p++) {
-                            ((FloatVector) q.convertShape(VectorOperators.B2F, F, p)).mul(d)
-                                    .intoArray(out, oo + 32 * b + k + p * L);
-                        }
-                    }
                 }
             }
             case Q4_0 -> {
-                if (!VECTOR_BLOCKS) {
+                if (VECTOR_BLOCKS) {
+                    dequantizeQ4(seg, off, n, out, oo);
+                } else {
                     dequantizeScalar(type, seg, off, n, out, oo);
-                    return;
-                }
-                for (int b = 0; b < n / 32; b++) {
-                    long bo = off + (long) Q4_BYTES * b;
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
-                    ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
-                    ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
-                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
-                    for (int p = 0; p < Q4_PARTS; p++) {
-                        ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d)
-                                .intoArray(out, oo + 32 * b + p * L);
-                        ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d)
-                                .intoArray(out, oo + 32 * b + 16 + p * L);
-                    }
                 }
             }
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
+        }
+    }
+
+    /** F16 row: n little-endian IEEE halfs. */
+    private static void dequantizeF16(MemorySegment seg, long off, int n, float[] out, int oo) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
+        }
+        for (; i < n; i++) {
+            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
+        }
+    }
+
+    /** BF16 row: n little-endian upper halves of float32s. */
+    private static void dequantizeBF16(MemorySegment seg, long off, int n, float[] out, int oo) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
+        }
+        for (; i < n; i++) {
+            out[oo + i] = Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16);
+        }
+    }
+
+    /** Q8_0 row: blocks of {@code fp16 d; int8 qs[32]}, element j = d * qs[j]. */
+    private static void dequantizeQ8(MemorySegment seg, long off, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 32; b++) {
+            long bo = off + (long) Q8_BYTES * b;
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+            for (int k = 0; k < 32; k += BQ8.length()) {
+                ByteVector q = ByteVector.fromMemorySegment(BQ8, seg, bo + 2 + k, LE);
+                for (int p = 0; p < Q8_PARTS; p++) {
+                    ((FloatVector) q.convertShape(VectorOperators.B2F, F, p)).mul(d)
+                            .intoArray(out, oo + 32 * b + k + p * L);
+                }
+            }
+        }
+    }
+
+    /** Q4_0 row: blocks of {@code fp16 d; uint8 qs[16]}, low nibbles elements 0..15, high 16..31, minus 8. */
+    private static void dequantizeQ4(MemorySegment seg, long off, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 32; b++) {
+            long bo = off + (long) Q4_BYTES * b;
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(seg.get(I16_LE, bo)));
+            ByteVector q = ByteVector.fromMemorySegment(B128, seg, bo + 2, LE);
+            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+            for (int p = 0; p < Q4_PARTS; p++) {
+                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, oo + 32 * b + p * L);
+                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d)
+                        .intoArray(out, oo + 32 * b + 16 + p * L);
+            }
         }
     }
 

@@ -5,15 +5,22 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A fixed set of worker threads that all run the same {@link Job} together with the calling thread,
- * for the fork-join pattern of the kernels: one call, every participant pulls work, the caller
- * returns when all are done.
+ * A fixed set of worker threads that run the same {@link Job} together with the calling thread,
+ * for the fork-join pattern of the kernels: one call, every participant that shows up pulls work,
+ * the caller returns when the work is done.
  *
  * <p>Why not an {@code ExecutorService}: a decode step issues a few hundred small matmuls, each a
  * few tens of microseconds; submitting tasks allocates and queues per call, and a parked thread
  * takes tens of microseconds to wake. Here a call is a volatile generation bump, workers spin a
  * short while after each job (the next matmul usually follows within microseconds) before parking,
  * and nothing is allocated per call.
+ *
+ * <p>The caller never waits for a worker that has not started: a worker joins a job by
+ * registering in {@code state} while the job is open; when the caller has run out of work to take
+ * it closes the job and waits only for the workers that registered. On a loaded machine (more
+ * threads than free cores) a descheduled worker therefore costs nothing instead of a time slice.
+ * Jobs must be written for that: work is pulled (e.g. from an atomic counter) until none is left,
+ * so whatever subset of participants runs, all of it gets done.
  *
  * <p>One job at a time: {@link #tryAcquire} returns false when the pool is already running one (a
  * kernel called from inside {@code parallelFor}, or from a second thread), and the caller then does
@@ -34,7 +41,10 @@ import java.util.concurrent.locks.LockSupport;
  */
 final class WorkerPool implements AutoCloseable {
 
-    /** Work that every participant runs once per call; participant 0 is the caller. */
+    /**
+     * Work pulled by the participants of one call: the caller always runs it (as participant 0),
+     * each worker at most once; it must take work until none is left.
+     */
     @FunctionalInterface
     interface Job {
         void run(int participant);
@@ -43,13 +53,17 @@ final class WorkerPool implements AutoCloseable {
     /** How long an idle thread spins before parking; short, since the machine may be shared. */
     private static final long SPIN_NANOS = Long.getLong("jcascade.kernels.spinMicros", 100) * 1000L;
 
+    /** In {@link #state}: set when the current job takes no more workers. Low bits: workers in it. */
+    private static final int CLOSED = 1 << 30;
+
     private final int participants;
     private final Worker[] workers;
     private final AtomicBoolean busy = new AtomicBoolean();
-    private final AtomicInteger pending = new AtomicInteger();
+    private final AtomicInteger state = new AtomicInteger(CLOSED);
 
-    // Written by the caller before the volatile generation bump, read by workers after it.
+    // Written by the caller before opening the state, read by workers after registering.
     private Job job;
+    /** Bumped per call, only to wake workers; membership is decided by {@link #state}. */
     private volatile int generation;
     private volatile boolean shutdown;
     private volatile Thread caller;
@@ -82,15 +96,15 @@ final class WorkerPool implements AutoCloseable {
         return !shutdown && busy.compareAndSet(false, true);
     }
 
-    /** Gives the pool back without running anything. */
+    /** Gives the pool back. */
     void release() {
         busy.set(false);
     }
 
     /**
-     * Runs {@code job} on every participant (the caller as participant 0), returns when all have
-     * finished. Requires a successful {@link #tryAcquire} first; the caller releases afterwards. A
-     * failure in any participant is rethrown here, after all have finished.
+     * Runs {@code job} on the caller and on every worker that joins in time, and returns when all
+     * who joined have finished. Requires a successful {@link #tryAcquire} first; the caller
+     * releases afterwards. A failure in any participant is rethrown here, after all have finished.
      */
     void run(Job job) {
         if (workers.length == 0) {
@@ -100,8 +114,8 @@ final class WorkerPool implements AutoCloseable {
         this.failure = null;
         this.caller = Thread.currentThread();
         this.job = job;
-        pending.set(workers.length);
-        generation++; // publishes job to the workers
+        state.set(0); // open, nobody registered: publishes job
+        generation++;
         for (Worker w : workers) {
             if (w.parked) {
                 LockSupport.unpark(w);
@@ -113,7 +127,11 @@ final class WorkerPool implements AutoCloseable {
         } catch (Throwable t) {
             mine = t;
         }
-        awaitWorkers();
+        // No work left to take: close to newcomers, then wait for those already in.
+        int s = state.getAndUpdate(v -> v | CLOSED);
+        if ((s & ~CLOSED) != 0) {
+            awaitRegistered();
+        }
         this.job = null;
         Throwable t = mine != null ? mine : failure;
         if (t != null) {
@@ -127,20 +145,32 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private void awaitWorkers() {
+    private void awaitRegistered() {
         long start = System.nanoTime();
-        while (pending.get() != 0) {
+        while (state.get() != CLOSED) {
             if (System.nanoTime() - start < SPIN_NANOS) {
                 Thread.onSpinWait();
             } else {
-                // Dekker-style handshake with the last worker: flag, re-check, park.
+                // Dekker-style handshake with the last worker out: flag, re-check, park.
                 callerParked = true;
-                if (pending.get() != 0) {
+                if (state.get() != CLOSED) {
                     LockSupport.park(this);
                 }
                 callerParked = false;
             }
         }
+    }
+
+    /** Joins the open job, if there is one. */
+    private boolean register() {
+        int s;
+        do {
+            s = state.get();
+            if ((s & CLOSED) != 0) {
+                return false;
+            }
+        } while (!state.compareAndSet(s, s + 1));
+        return true;
     }
 
     /** Worker threads still alive; for tests. */
@@ -204,6 +234,9 @@ final class WorkerPool implements AutoCloseable {
                 if (shutdown) {
                     return;
                 }
+                if (!register()) {
+                    continue; // that job finished without us
+                }
                 try {
                     job.run(index);
                 } catch (Throwable t) {
@@ -211,7 +244,7 @@ final class WorkerPool implements AutoCloseable {
                         failure = t;
                     }
                 }
-                if (pending.decrementAndGet() == 0 && callerParked) {
+                if (state.decrementAndGet() == CLOSED && callerParked) {
                     LockSupport.unpark(caller);
                 }
             }

@@ -100,4 +100,35 @@ class ParallelForTest {
         k.parallelFor(10, i -> n.incrementAndGet());
         assertThat(n.get()).isEqualTo(10);
     }
+
+    @Test
+    void twoCallingThreadsAtOnceBothGetCorrectResults() throws Exception {
+        // One of them gets the pool, the other computes alone on its own thread (and scratch).
+        WeightMatrix w = TestMatrices.random(GgmlType.Q4_0, 96, 512, 8, 1);
+        int nTokens = 5;
+        float[] x = TestMatrices.randomVector(512 * nTokens, 9);
+        float[] want = new float[96 * nTokens];
+        new ScalarKernels().matmul(w, x, 0, 512, want, 0, 96, nTokens);
+        try (PanamaKernels k = new PanamaKernels(2)) {
+            java.util.concurrent.Callable<Void> work = () -> {
+                for (int rep = 0; rep < 100; rep++) {
+                    float[] out = TestMatrices.poisoned(96 * nTokens);
+                    k.matmul(w, x, 0, 512, out, 0, 96, nTokens);
+                    for (int i = 0; i < out.length; i++) {
+                        assertThat(out[i]).isCloseTo(want[i], org.assertj.core.data.Offset.offset(1e-3f));
+                    }
+                }
+                return null;
+            };
+            java.util.concurrent.ExecutorService ex = java.util.concurrent.Executors.newFixedThreadPool(2);
+            try {
+                var a = ex.submit(work);
+                var b = ex.submit(work);
+                a.get();
+                b.get();
+            } finally {
+                ex.shutdown();
+            }
+        }
+    }
 }
