@@ -1,5 +1,6 @@
 package io.jcascade.engine;
 
+import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.model.Llama;
 import io.jcascade.engine.model.ModelConfig;
 import io.jcascade.engine.sampling.Sampler;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * A loaded language model: the entry point for services that embed jcascade.
@@ -101,6 +103,20 @@ public final class Model implements AutoCloseable {
 
     public Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /**
+     * The model's chat template ({@code tokenizer.chat_template}), or empty when the file has none;
+     * callers then usually fall back to {@link ChatTemplate#plain()}.
+     *
+     * <pre>{@code
+     * ChatTemplate t = model.chatTemplate().orElseGet(ChatTemplate::plain);
+     * int[] prompt = ChatTemplate.encode(model.tokenizer(), t.render(List.of(ChatMessage.user("Hi")), true));
+     * model.generate(prompt, params, listener, new CancelToken());
+     * }</pre>
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        return ChatTemplate.fromGguf(gguf, tokenizer);
     }
 
     /** The GGUF file the weights are mapped from. */
