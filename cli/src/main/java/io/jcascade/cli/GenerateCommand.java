@@ -1,7 +1,6 @@
 package io.jcascade.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jcascade.cli.JCascade.CliException;
@@ -174,7 +173,7 @@ final class GenerateCommand implements Callable<Integer> {
                     continue;
                 }
                 try {
-                    ObjectNode obj = parse(line, i + 1);
+                    ObjectNode obj = JsonlPrompts.parse(json, line);
                     GenerationResult r = m.generate(obj.get("prompt").asText(), params);
                     obj.put("completion", r.text());
                     obj.put("completion_tokens", r.tokens().size());
@@ -196,23 +195,6 @@ final class GenerateCommand implements Callable<Integer> {
                 + (skipped > 0 ? ", skipped " + skipped + " bad lines (see above)" : ""));
         err.flush();
         return skipped > 0 && written == 0 ? 1 : 0;
-    }
-
-    private ObjectNode parse(String line, int number) {
-        JsonNode node;
-        try {
-            node = json.readTree(line);
-        } catch (JsonProcessingException e) {
-            throw new CliException("not valid JSON: " + e.getOriginalMessage());
-        }
-        if (!(node instanceof ObjectNode obj)) {
-            throw new CliException("expected a JSON object, got " + node.getNodeType().toString().toLowerCase());
-        }
-        JsonNode prompt = obj.get("prompt");
-        if (prompt == null || !prompt.isTextual()) {
-            throw new CliException("no \"prompt\" string");
-        }
-        return obj;
     }
 
     private static double round(double ms) {
