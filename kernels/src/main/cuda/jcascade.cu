@@ -21,6 +21,8 @@ typedef unsigned short u16;
 typedef unsigned int u32;
 
 #define WARP 32
+// -inf without <math.h>'s INFINITY, which NVRTC does not define without headers.
+#define NEG_INF __int_as_float(0xff800000)
 
 // ---------------------------------------------------------------------------------------------
 // Half precision without cuda_fp16.h: one PTX conversion each way.
@@ -209,7 +211,7 @@ __device__ float block_max(float v, float* shared) {
         shared[warp] = v;
     }
     __syncthreads();
-    float m = -INFINITY;
+    float m = NEG_INF;
     int warps = blockDim.x / WARP;
     for (int i = 0; i < warps; i++) {
         m = fmaxf(m, shared[i]);
@@ -349,7 +351,7 @@ attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
     int len = start_pos + t + 1;
     int max_len = start_pos + n_tokens;
     float* row = scores + ((long long) t * n_heads + h) * max_len;
-    float m = -INFINITY;
+    float m = NEG_INF;
     for (int s = threadIdx.x; s < len; s += blockDim.x) {
         m = fmaxf(m, row[s]);
     }
@@ -437,7 +439,7 @@ argmax_entropy(const float* __restrict__ logits, int n, unsigned char* result) {
     __shared__ float maxes[32];
     __shared__ int ids[32];
     __shared__ double sums[32];
-    float best = -INFINITY;
+    float best = NEG_INF;
     int best_id = 0x7fffffff;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float v = logits[i];
@@ -461,7 +463,7 @@ argmax_entropy(const float* __restrict__ logits, int n, unsigned char* result) {
         ids[warp] = best_id;
     }
     __syncthreads();
-    float m = -INFINITY;
+    float m = NEG_INF;
     int id = 0x7fffffff;
     for (int w = 0; w < blockDim.x / WARP; w++) {
         if (maxes[w] > m || (maxes[w] == m && ids[w] < id)) {
