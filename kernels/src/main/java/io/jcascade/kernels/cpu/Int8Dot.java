@@ -69,7 +69,7 @@ final class Int8Dot {
 
     /** Q8_0 block (34 bytes): fp16 d, int8 qs[32]. */
     private static float dotQ8_0(MemorySegment seg, long off, int n, int[] q, int qo, float[] d, int db) {
-        FloatVector acc = FloatVector.zero(F8);
+        float sum = 0;
         for (int b = 0; b < n / 32; b++) {
             long bo = off + 34L * b;
             int y = qo + 32 * b;
@@ -77,14 +77,15 @@ final class Int8Dot {
             s = s.add(widen(ByteVector.fromMemorySegment(B8, seg, bo + 10, LE)).mul(IntVector.fromArray(I8, q, y + 8)));
             s = s.add(widen(ByteVector.fromMemorySegment(B8, seg, bo + 18, LE)).mul(IntVector.fromArray(I8, q, y + 16)));
             s = s.add(widen(ByteVector.fromMemorySegment(B8, seg, bo + 26, LE)).mul(IntVector.fromArray(I8, q, y + 24)));
-            acc = toFloat(s).fma(FloatVector.broadcast(F8, f16(seg, bo) * d[db + b]), acc);
+            // as ggml's generic vec_dot_q8_0_q8_0: sumf += sumi * (d_w * d_x), block by block
+            sum += s.reduceLanes(VectorOperators.ADD) * (f16(seg, bo) * d[db + b]);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return sum;
     }
 
     /** Q4_0 block (18 bytes): fp16 d, uint8 qs[16]; low nibbles are elements 0..15, high 16..31, minus 8. */
     private static float dotQ4_0(MemorySegment seg, long off, int n, int[] q, int qo, float[] d, int db) {
-        FloatVector acc = FloatVector.zero(F8);
+        float sum = 0;
         for (int b = 0; b < n / 32; b++) {
             long bo = off + 18L * b;
             int y = qo + 32 * b;
@@ -94,9 +95,10 @@ final class Int8Dot {
             s = s.add(widen(v1.and((byte) 0xF).sub((byte) 8)).mul(IntVector.fromArray(I8, q, y + 8)));
             s = s.add(widen(hi(v0).sub((byte) 8)).mul(IntVector.fromArray(I8, q, y + 16)));
             s = s.add(widen(hi(v1).sub((byte) 8)).mul(IntVector.fromArray(I8, q, y + 24)));
-            acc = toFloat(s).fma(FloatVector.broadcast(F8, f16(seg, bo) * d[db + b]), acc);
+            // as ggml's generic vec_dot_q4_0_q8_0: sumf += sumi * d_w * d_x, block by block
+            sum += s.reduceLanes(VectorOperators.ADD) * f16(seg, bo) * d[db + b];
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return sum;
     }
 
     /** High nibbles of unsigned bytes, 0..15. */

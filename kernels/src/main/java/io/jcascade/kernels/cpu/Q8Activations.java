@@ -58,8 +58,9 @@ final class Q8Activations {
     }
 
     /**
-     * As ggml's x86 {@code quantize_row_q8_0} (the one llama.cpp's CPU backend runs on AVX2
-     * machines): per block of 32, {@code d = fp16(amax / 127)}, {@code q = round-half-even(x * (127 / amax))}.
+     * As ggml's {@code quantize_row_q8_0_ref}, which the llama.cpp build jcascade is tested against
+     * runs (its AVX2 variant computes {@code rint(x * (127 / amax))} instead and agreed less): per
+     * block of 32, {@code d = amax / 127} (stored as fp16), {@code q = roundf(x * (1 / d))}.
      */
     private void quantizeQ8_0(float[] x, int xo, int qo) {
         for (int b = 0; b < n / 32; b++) {
@@ -68,10 +69,13 @@ final class Q8Activations {
             for (int j = 0; j < 32; j++) {
                 amax = Math.max(amax, Math.abs(x[xb + j]));
             }
-            d[qo / 32 + b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
-            float id = amax != 0 ? 127f / amax : 0f;
+            float dd = amax / 127f;
+            d[qo / 32 + b] = Float.float16ToFloat(Float.floatToFloat16(dd));
+            float id = dd != 0 ? 1f / dd : 0f;
             for (int j = 0; j < 32; j++) {
-                q[qo + 32 * b + j] = (int) Math.rint(x[xb + j] * id);
+                // roundf: half away from zero
+                float v = x[xb + j] * id;
+                q[qo + 32 * b + j] = v < 0 ? -Math.round(-v) : Math.round(v);
             }
         }
     }
