@@ -96,10 +96,12 @@ public final class CpuBackend implements Backend {
         if (matrix.rows() == 1) {
             vector = new float[matrix.cols()];
             kernels.dequantizeRow(matrix, 0, vector, 0);
-        } else if (matrix.type() != GgmlType.F32 && matrix.type() != GgmlType.F16 && matrix.type() != GgmlType.BF16
-                && matrix.type() != GgmlType.Q8_0 && matrix.type() != GgmlType.Q4_0) {
-            throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
-                    + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        } else {
+            switch (matrix.type()) {
+                case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+                default -> throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
+                        + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K)");
+            }
         }
         return new CpuWeight(matrix, vector);
     }
