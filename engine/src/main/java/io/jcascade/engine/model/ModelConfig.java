@@ -123,6 +123,12 @@ public record ModelConfig(String architecture, int dim, int layers, int heads, i
             throw new UnsupportedModelException("rope.scaling.factor " + factor + " is not a positive number");
         }
         int original = gguf.getInt(p + "rope.scaling.original_context_length", ctx);
+        // llama.cpp multiplies every rotated pair by this (ggml's mscale), at any context length.
+        float attnFactor = gguf.getFloat(p + "rope.scaling.attn_factor", 1.0f);
+        if (attnFactor != 1.0f) {
+            throw new UnsupportedModelException("rope.scaling.attn_factor " + attnFactor + " (LongRoPE magnitude "
+                    + "scaling, Phi-3 128k) is not supported yet");
+        }
         return new ModelConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, eps, ropeBase, ropeDims,
                 arch.equals("phi3"), freqScale, original);
     }

@@ -154,9 +154,8 @@ public final class SyntheticModel {
                 w.put(a + ".rope.scaling.factor", GgufValue.ofFloat32(s.ropeFactor()));
             }
             case PHI3_LONGROPE -> {
-                w.put(a + ".rope.scaling.attn_factor", GgufValue.ofFloat32((float) Math.sqrt(
-                        1 + Math.log((double) s.contextLength() / s.originalContext())
-                                / Math.log(s.originalContext()))));
+                // Real Phi-3 128k files also carry rope.scaling.attn_factor (LongRoPE's magnitude
+                // scale); jcascade does not implement it yet, so synthetic files leave it out.
                 w.put(a + ".rope.scaling.original_context_length", GgufValue.ofUInt32(s.originalContext()));
             }
             case NONE -> {
