@@ -249,7 +249,7 @@ rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, fl
 // One thread per (token, head, pair).
 
 extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
-                                float theta_scale, const float* factors, int neox) {
+                                float theta_scale, const float* factors, int neox, float freq_scale) {
     int half = rope_dims / 2;
     long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     long long total = (long long) n_tokens * n_heads * half;
@@ -263,7 +263,7 @@ extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_di
     for (int k = 0; k < i; k++) {
         theta *= theta_scale;
     }
-    float angle = factors != 0 ? __fdiv_rn(theta, factors[i]) : theta;
+    float angle = __fmul_rn(freq_scale, factors != 0 ? __fdiv_rn(theta, factors[i]) : theta);
     float c = (float) cos((double) angle);
     float s = (float) sin((double) angle);
     float* base = x + ((long long) t * n_heads + h) * head_dim;
@@ -280,7 +280,7 @@ extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_di
 // (flash-decoding's split, with the softmax kept exact: the CPU rounds the normalised weights to
 // half before multiplying the values, so the weights are normalised before the value pass):
 //   kv_store       rounds the new keys/values to half into the cache;
-//   attn_scores    (chunk, head, token): score[s] = (q_half . k[s]) * scale for s < len(t);
+//   attn_scores    (chunk, head, token): score[s] = (half(q * q_scale) . k[s]) * scale for s < len(t);
 //   attn_softmax   (head, token): softmax in place (sum in double), weights rounded to half;
 //   attn_values    (chunk, head, token): partial[d] = sum_s w[s] * v[s][d] over the chunk,
 //                  written straight to out when there is one chunk;
@@ -307,7 +307,7 @@ extern "C" __global__ void kv_store(const float* k, const float* v, u16* keys, u
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_scores(const float* __restrict__ q, const u16* __restrict__ keys, float* __restrict__ scores, int n_heads,
-            int n_kv_heads, int head_dim, int start_pos, int n_tokens, float scale) {
+            int n_kv_heads, int head_dim, int start_pos, int n_tokens, float q_scale, float scale) {
     __shared__ float qh[ATT_MAX_HEAD_DIM];
     int chunk = blockIdx.x;
     int h = blockIdx.y;
@@ -322,7 +322,7 @@ attn_scores(const float* __restrict__ q, const u16* __restrict__ keys, float* __
     int kv_off = (h / (n_heads / n_kv_heads)) * head_dim;
     const float* qr = q + ((long long) t * n_heads + h) * head_dim;
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        qh[d] = round_half(qr[d]);
+        qh[d] = round_half(qr[d] * q_scale);  // phi3 scales q before the half-precision product
     }
     __syncthreads();
     int warp = threadIdx.x / WARP;

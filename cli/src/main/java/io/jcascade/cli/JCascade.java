@@ -28,7 +28,7 @@ import picocli.CommandLine.Command;
 @Command(name = "jcascade", mixinStandardHelpOptions = true, versionProvider = JCascade.Version.class,
         description = "LLM inference and model cascades in pure Java.",
         subcommands = {GenerateCommand.class, ChatCommand.class, TokenizeCommand.class, CascadeCommand.class,
-            QuantizeCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+            QuantizeCommand.class, SynthCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
 public final class JCascade {
 
     public static void main(String[] args) {

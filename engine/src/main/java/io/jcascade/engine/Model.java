@@ -55,7 +55,7 @@ public final class Model implements AutoCloseable {
         this.backend = backend;
         this.llama = llama;
         this.options = options;
-        this.contextLength = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
+        this.contextLength = options.contextLength() > 0 ? options.contextLength() : llama.maxContextLength();
     }
 
     /** Loads a GGUF model with {@link ModelOptions#defaults()}. */
@@ -82,7 +82,7 @@ public final class Model implements AutoCloseable {
                 throw new UnsupportedModelException(path + ": " + e.getMessage());
             }
             backend = Backends.create(options.backend(), options.resolvedThreads());
-            Llama llama = Llama.load(gguf, config, backend);
+            Llama llama = Llama.load(gguf, config, backend, options.contextLength());
             return new Model(path, gguf, config, tokenizer, backend, llama, options);
         } catch (IOException | RuntimeException e) {
             if (backend != null) {

@@ -157,13 +157,13 @@ public final class CpuBackend implements Backend {
         int width = nHeads * headDim;
         for (int t = 0; t < nTokens; t++) {
             kernels.rope(xs, t * width, nHeads, headDim, rope.dims(), startPos + t, rope.freqBase(),
-                    rope.freqFactors(), rope.neox());
+                    rope.freqFactors(), rope.neox(), rope.freqScale());
         }
     }
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
-            int nKvHeads, int headDim, int startPos, int nTokens) {
+            int nKvHeads, int headDim, int startPos, int nTokens, float qScale, float kqScale) {
         CpuKvCache c = (CpuKvCache) cache;
         int kvDim = nKvHeads * headDim;
         if (startPos + nTokens > c.capacity) {
@@ -185,7 +185,7 @@ public final class CpuBackend implements Backend {
         float[] qs = data(q);
         float[] os = data(out);
         int group = nHeads / nKvHeads;
-        float scale = (float) (1.0 / Math.sqrt(headDim));
+        float scale = kqScale;
         kernels.parallelFor(nTokens * nHeads, task -> {
             int t = task / nHeads;
             int h = task % nHeads;
@@ -195,7 +195,7 @@ public final class CpuBackend implements Backend {
             // buf[0..headDim) = the query rounded to half; buf[headDim..headDim+len) = scores.
             int qOffset = t * nHeads * headDim + h * headDim;
             for (int d = 0; d < headDim; d++) {
-                buf[d] = toHalf(qs[qOffset + d]);
+                buf[d] = toHalf(qScale == 1.0f ? qs[qOffset + d] : qs[qOffset + d] * qScale);
             }
             for (int s = 0; s < len; s++) {
                 buf[headDim + s] = kernels.dot(buf, 0, keys, s * kvDim + kvOffset, headDim) * scale;

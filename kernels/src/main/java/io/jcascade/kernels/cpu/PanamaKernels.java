@@ -744,7 +744,7 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox) {
+            float[] freqFactors, boolean neox, float freqScale) {
         // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
         // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
         // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
@@ -752,7 +752,7 @@ public final class PanamaKernels implements CpuKernels {
         int half = ropeDims / 2;
         float theta = (float) pos;
         for (int i = 0; i < half; i++) {
-            float angle = freqFactors != null ? theta / freqFactors[i] : theta;
+            float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
             float cos = (float) Math.cos(angle);
             float sin = (float) Math.sin(angle);
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)

@@ -243,14 +243,14 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox) {
+            float[] freqFactors, boolean neox, float freqScale) {
         float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
         int half = ropeDims / 2;
         for (int h = 0; h < nHeads; h++) {
             int base = offset + h * headDim;
             float theta = pos;
             for (int i = 0; i < half; i++) {
-                float angle = theta / (freqFactors != null ? freqFactors[i] : 1.0f);
+                float angle = freqScale * (theta / (freqFactors != null ? freqFactors[i] : 1.0f));
                 float cos = (float) Math.cos(angle);
                 float sin = (float) Math.sin(angle);
                 int a = neox ? base + i : base + 2 * i;

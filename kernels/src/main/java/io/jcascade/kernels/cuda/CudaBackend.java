@@ -568,12 +568,12 @@ public final class CudaBackend implements Backend {
         }
         long total = (long) nTokens * nHeads * half;
         launch("rope", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, xs.ptr, nHeads, headDim, rope.dims(),
-                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0);
+                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0, rope.freqScale());
     }
 
     @Override
     public synchronized void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out,
-            int nHeads, int nKvHeads, int headDim, int startPos, int nTokens) {
+            int nHeads, int nKvHeads, int headDim, int startPos, int nTokens, float qScale, float kqScale) {
         enter();
         CudaKvCache c = (CudaKvCache) cache;
         int kvDim = nKvHeads * headDim;
@@ -601,9 +601,8 @@ public final class CudaBackend implements Backend {
         int maxLen = startPos + nTokens;
         int chunks = ceilDiv(maxLen, ATT_CHUNK);
         long sc = scores.atLeast(4L * nTokens * nHeads * maxLen);
-        float scale = (float) (1.0 / Math.sqrt(headDim));
         launch("attn_scores", chunks, nHeads, nTokens, ATT_THREADS, qs.ptr, keys, sc, nHeads, nKvHeads, headDim,
-                startPos, nTokens, scale);
+                startPos, nTokens, qScale, kqScale);
         launch("attn_softmax", nHeads, nTokens, 1, 256, sc, nHeads, startPos, nTokens);
         long part = chunks > 1 ? partial.atLeast(4L * nTokens * nHeads * chunks * headDim) : 0L;
         launch("attn_values", chunks, nHeads, nTokens, ATT_THREADS, sc, values, part, os.ptr, nHeads, nKvHeads,
