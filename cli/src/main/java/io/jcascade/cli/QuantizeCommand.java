@@ -61,7 +61,12 @@ final class QuantizeCommand implements Callable<Integer> {
         try (GgufFile gguf = GgufFile.open(in)) {
             Map<String, GgmlType> plan = QuantPlan.plan(gguf.tensors(), ftype);
             GgufWriter w = new GgufWriter();
-            w.putAll(gguf.metadata());
+            // Everything but the two keys that describe the quantization, which this file replaces.
+            gguf.metadata().forEach((k, v) -> {
+                if (!k.equals("general.file_type") && !k.equals("general.quantization_version")) {
+                    w.put(k, v);
+                }
+            });
             w.put("general.file_type", GgufValue.ofUInt32(ftype.id()));
             w.put("general.quantization_version", GgufValue.ofUInt32(2));
             long totalRows = 0;

@@ -1,6 +1,8 @@
 package io.jcascade.cli;
 
+import io.jcascade.cli.JCascade.CliException;
 import io.jcascade.engine.synth.SynthShape;
+import io.jcascade.kernels.quant.QuantPlan;
 import io.jcascade.engine.synth.SyntheticModel;
 import io.jcascade.gguf.GgmlType;
 import java.io.PrintWriter;
@@ -33,7 +35,8 @@ final class SynthCommand implements Callable<Integer> {
             completionCandidates = ShapeNames.class)
     String shape;
 
-    @Option(names = "--type", defaultValue = "F32", description = "F32, F16 or BF16 (default ${DEFAULT-VALUE})")
+    @Option(names = "--type", defaultValue = "F32", description = "F32, F16, BF16, or a quantized file type: Q8_0, Q4_0, "
+            + "Q4_K, Q5_K, Q6_K, Q4_K_M (default ${DEFAULT-VALUE})")
     String type;
 
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
@@ -55,14 +58,23 @@ final class SynthCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        SynthShape s = SynthShape.named(shape).orElseThrow(() -> new IllegalArgumentException(
+        SynthShape s = SynthShape.named(shape).orElseThrow(() -> new CliException(
                 "unknown shape \"" + shape + "\"; known: "
                         + String.join(", ", SynthShape.all().stream().map(SynthShape::name).toList())));
+        String upper = type.toUpperCase(java.util.Locale.ROOT);
+        QuantPlan.FileType quantized = null;
         GgmlType t;
-        try {
-            t = GgmlType.valueOf(type.toUpperCase(java.util.Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("unknown --type " + type + "; use F32, F16 or BF16");
+        if (upper.equals("F32") || upper.equals("F16") || upper.equals("BF16")) {
+            t = GgmlType.valueOf(upper);
+        } else {
+            try {
+                quantized = QuantPlan.FileType.valueOf(upper);
+            } catch (IllegalArgumentException e) {
+                throw new CliException("unknown --type " + type + "; use F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K "
+                        + "or Q4_K_M");
+            }
+            // Quantized files are made as llama.cpp users make them: F16 weights, then the quantizer.
+            t = GgmlType.F16;
         }
         SyntheticModel m = SyntheticModel.of(s).type(t).seed(seed).vocab(vocab);
         PrintWriter err = spec.commandLine().getErr();
@@ -75,10 +87,21 @@ final class SynthCommand implements Callable<Integer> {
         ProgressBar bar = new ProgressBar(err, "synth " + s.name() + " (MiB)", mib,
                 System.console() != null && System.console().isTerminal());
         AtomicLong done = new AtomicLong();
-        m.write(out, bytes -> bar.update((int) Math.min(mib, done.addAndGet(bytes) >> 20)));
-        bar.update(mib);
-        spec.commandLine().getOut().printf("wrote %s: %s %s, %,d parameters (%s)%n", out, s.name(), t,
-                s.parameterCount(), s.source());
+        Path target = quantized == null ? out : out.resolveSibling(out.getFileName() + ".f16.tmp");
+        try {
+            m.write(target, bytes -> bar.update((int) Math.min(mib, done.addAndGet(bytes) >> 20)));
+            bar.update(mib);
+            if (quantized != null) {
+                QuantizeCommand.quantize(target, out, quantized, err,
+                        System.console() != null && System.console().isTerminal());
+            }
+        } finally {
+            if (quantized != null) {
+                java.nio.file.Files.deleteIfExists(target);
+            }
+        }
+        spec.commandLine().getOut().printf("wrote %s: %s %s, %,d parameters (%s)%n", out, s.name(),
+                quantized != null ? quantized : t, s.parameterCount(), s.source());
         spec.commandLine().getOut().flush();
         return 0;
     }
