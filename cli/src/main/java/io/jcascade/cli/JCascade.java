@@ -23,12 +23,13 @@ import picocli.CommandLine.Command;
  * ./jcascade cascade --demo
  * ./jcascade tokenize --model models/stories260K.gguf --text "Once upon a time"
  * ./jcascade chat --model Meta-Llama-3-8B-Instruct.Q4_0.gguf --system "You are terse."
+ * ./jcascade serve --model models/stories260K.gguf --port 8080
  * </pre>
  */
 @Command(name = "jcascade", mixinStandardHelpOptions = true, versionProvider = JCascade.Version.class,
         description = "LLM inference and model cascades in pure Java.",
         subcommands = {GenerateCommand.class, ChatCommand.class, TokenizeCommand.class, CascadeCommand.class,
-            QuantizeCommand.class, SynthCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+            ServeCommand.class, QuantizeCommand.class, SynthCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
 public final class JCascade {
 
     public static void main(String[] args) {
