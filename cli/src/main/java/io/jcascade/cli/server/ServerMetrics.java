@@ -1,5 +1,7 @@
 package io.jcascade.cli.server;
 
+import io.micrometer.common.util.internal.logging.InternalLoggerFactory;
+import io.micrometer.common.util.internal.logging.JdkLoggerFactory;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Timer;
@@ -25,6 +27,12 @@ import java.util.function.Supplier;
  * }</pre>
  */
 public final class ServerMetrics {
+    static {
+        // Micrometer logs through SLF4J when its API is on the class path (Jinjava brings it) and then
+        // prints "No SLF4J providers were found" at startup; java.util.logging says nothing unless asked.
+        InternalLoggerFactory.setDefaultFactory(JdkLoggerFactory.INSTANCE);
+    }
+
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Counter promptTokens;
     private final Counter generatedTokens;
