@@ -109,6 +109,8 @@ class ServerTest {
         assertThat(s.done()).isTrue();
         assertThat(s.events().get(0).path("object").asText()).isEqualTo("chat.completion.chunk");
         assertThat(s.events().get(0).path("choices").path(0).path("delta").path("role").asText()).isEqualTo("assistant");
+        assertThat(s.events().get(0).path("choices").path(0).path("finish_reason").isNull()).isTrue();
+        assertThat(s.events().get(1).path("choices").path(0).path("finish_reason").isNull()).isTrue();
         assertThat(s.text()).isEqualTo(text);
         JsonNode last = s.last().path("choices").path(0);
         assertThat(last.path("delta").isEmpty()).isTrue();

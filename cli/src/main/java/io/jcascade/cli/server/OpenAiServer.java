@@ -375,7 +375,7 @@ public final class OpenAiServer implements AutoCloseable {
                 if (!sse.started) {
                     sse.start();
                     if (chat) {
-                        sse.event(chunk(id, now, backend.name(), chat, null, "assistant", "", null));
+                        sse.event(chunk(id, now, backend.name(), chat, null, "assistant", null, null));
                     }
                 }
                 sse.event(chunk(id, now, backend.name(), chat, text, null, null, null));
@@ -399,7 +399,7 @@ public final class OpenAiServer implements AutoCloseable {
             // Nothing streamed (a cascade answers all at once, or the text is empty): the answer is one chunk.
             sse.start();
             if (chat) {
-                sse.event(chunk(id, now, a.model(), chat, null, "assistant", "", null));
+                sse.event(chunk(id, now, a.model(), chat, null, "assistant", null, null));
             }
             if (!a.text().isEmpty()) {
                 sse.event(chunk(id, now, a.model(), chat, a.text(), null, null, null));
