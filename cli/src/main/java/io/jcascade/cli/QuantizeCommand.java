@@ -61,7 +61,12 @@ final class QuantizeCommand implements Callable<Integer> {
         try (GgufFile gguf = GgufFile.open(in)) {
             Map<String, GgmlType> plan = QuantPlan.plan(gguf.tensors(), ftype);
             GgufWriter w = new GgufWriter();
-            w.putAll(gguf.metadata());
+            // Copied except the two keys written below (F32/F16 conversions usually carry a file_type).
+            gguf.metadata().forEach((key, value) -> {
+                if (!key.equals("general.file_type") && !key.equals("general.quantization_version")) {
+                    w.put(key, value);
+                }
+            });
             w.put("general.file_type", GgufValue.ofUInt32(ftype.id()));
             w.put("general.quantization_version", GgufValue.ofUInt32(2));
             long totalRows = 0;
