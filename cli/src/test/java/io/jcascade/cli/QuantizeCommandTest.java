@@ -97,4 +97,27 @@ class QuantizeCommandTest {
             }
         }
     }
+
+    /** A source that already has general.file_type (as F32/F16 conversions do) is re-typed, not rejected. */
+    @org.junit.jupiter.api.Test
+    void replacesTheSourceFileType() throws Exception {
+        Path in = root("models/stories260K.gguf");
+        Path typed = tmp.resolve("typed.gguf");
+        try (GgufFile a = GgufFile.open(in)) {
+            io.jcascade.gguf.GgufWriter w = new io.jcascade.gguf.GgufWriter();
+            w.putAll(a.metadata());
+            if (!a.metadata().containsKey("general.file_type")) {
+                w.put("general.file_type", io.jcascade.gguf.GgufValue.ofUInt32(0));
+            }
+            for (GgufTensor t : a.tensors()) {
+                w.addTensor(t);
+            }
+            w.write(typed);
+        }
+        Path out = tmp.resolve("q8.gguf");
+        QuantizeCommand.quantize(typed, out, QuantPlan.FileType.Q8_0, new PrintWriter(new StringWriter()), false);
+        try (GgufFile b = GgufFile.open(out)) {
+            assertThat(b.get("general.file_type").orElseThrow().asInt()).isEqualTo(7);
+        }
+    }
 }
