@@ -21,7 +21,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "jcascade", mixinStandardHelpOptions = true, versionProvider = JCascade.Version.class,
         description = "LLM inference and model cascades in pure Java.",
-        subcommands = {GenerateCommand.class, InspectCommand.class, CascadeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, InspectCommand.class, CascadeCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class JCascade {
 
     public static void main(String[] args) {
