@@ -22,9 +22,14 @@ quick=()
 [ -n "${QUICK:-}" ] && quick=(-wi 1 -i 2 -w 1s -r 1s)
 out="${RESULT:-benchmarks/target/results-$(date +%Y%m%d-%H%M%S).json}"
 flags=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED)
+log="${out%.json}.log"
+rm -f "$out"
+echo "JMH output (llama.cpp's logs included) goes to $log; progress and results below."
 # shellcheck disable=SC2086
 "$java" "${flags[@]}" -jar benchmarks/target/benchmarks.jar "$suite" -p model="$model_list" \
-  "${quick[@]}" ${JMH_OPTS:-} -rf json -rff "$out"
+  "${quick[@]}" ${JMH_OPTS:-} -rf json -rff "$out" 2>&1 | tee "$log" \
+  | grep --line-buffered -E '^(# Run progress|# Benchmark:|# Parameters|Iteration|Benchmark |[A-Za-z]+Benchmark\.)' || true
+[ -s "$out" ] || { echo "no results in $out; see $log" >&2; exit 1; }
 echo
 echo "# $(date -Iseconds) on $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
   "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no), load average $(cut -d' ' -f1-3 /proc/loadavg)"

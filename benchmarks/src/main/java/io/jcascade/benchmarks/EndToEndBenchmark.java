@@ -40,8 +40,10 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 2, time = 2)
 @Measurement(iterations = 5, time = 2)
+// llama.cpp's binding leaves a native-attached thread behind after close(), so the forked VM
+// never exits on its own: let JMH force it after 2 s instead of its default 30 s.
 @Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-    "-Xss8m"})
+    "-Xss8m", "-Djmh.shutdownTimeout=2", "-Djmh.shutdownTimeout.step=1"})
 public class EndToEndBenchmark {
     static final int PREFILL_TOKENS = 512;
     static final int DECODE_PROMPT_TOKENS = 128;
