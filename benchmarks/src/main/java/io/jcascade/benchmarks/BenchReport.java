@@ -58,14 +58,16 @@ public final class BenchReport {
             }
             if (!header) {
                 System.out.println("Matrix-vector product, 1 token (MatVecBenchmark; rows x cols = out x in)\n");
-                System.out.println("| type | shape | threads | matvec/s | weights GB/s | GFLOP/s | % of read bandwidth |");
-                System.out.println("|---|---|--:|--:|--:|--:|--:|");
+                System.out.println("| type | shape | threads | cold MiB | matvec/s | weights GB/s | GFLOP/s"
+                        + " | % of read bandwidth |");
+                System.out.println("|---|---|--:|--:|--:|--:|--:|--:|");
                 header = true;
             }
             int t = threads(r, cores);
             double gbs = secondary(r, "weightGBs");
             Double bw = bandwidth.get(t);
-            System.out.printf("| %s | %s | %d | %.1f | %.1f | %.1f | %s |%n", param(r, "type"), param(r, "shape"), t,
+            System.out.printf("| %s | %s | %d | %s | %.1f | %.1f | %.1f | %s |%n", param(r, "type"), param(r, "shape"), t,
+                    param(r, "coldMiB"),
                     r.get("primaryMetric").get("score").asDouble(), gbs, secondary(r, "gflops"),
                     bw != null ? String.format("%.0f%%", 100 * gbs / bw) : "n/a");
         }

@@ -31,6 +31,12 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@link MemoryBandwidthBenchmark} at the same thread count. {@code threads} 0 means one per
  * available core. A new weight type is one more name in the {@code type} list (the kernels must
  * support it; {@link Weights#fp16Fields} knows the K-quant block layouts already).
+ *
+ * <p>In a decode step no weight matrix is still in cache when it is used again (the whole model
+ * passes in between), so the benchmark cycles through enough copies of the matrix to fill at
+ * least {@code coldMiB} MiB (default 256, far beyond any L3), one copy per call: the figures are
+ * for weights streamed from memory. {@code -p coldMiB=0} measures one matrix over and over, from
+ * cache where it fits.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.Throughput)
@@ -49,7 +55,11 @@ public class MatVecBenchmark {
     @Param({"1", "0"})
     public int threads;
 
-    WeightMatrix w;
+    @Param({"256"})
+    public int coldMiB;
+
+    WeightMatrix[] copies;
+    int next;
     CpuKernels kernels;
     float[] x;
     float[] out;
@@ -77,7 +87,13 @@ public class MatVecBenchmark {
         String[] rc = shape.split("x");
         int rows = Integer.parseInt(rc[0]);
         int cols = Integer.parseInt(rc[1]);
-        w = Weights.random(GgmlType.valueOf(type), rows, cols, 42);
+        GgmlType t = GgmlType.valueOf(type);
+        long bytes = t.rowBytes(cols) * rows;
+        int n = (int) Math.max(1, ((long) coldMiB << 20) / bytes + ((((long) coldMiB << 20) % bytes) != 0 ? 1 : 0));
+        copies = new WeightMatrix[n];
+        for (int i = 0; i < n; i++) {
+            copies[i] = Weights.random(t, rows, cols, 42);
+        }
         kernels = CpuKernels.create(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
         x = new float[cols];
         java.util.Random r = new java.util.Random(1);
@@ -85,7 +101,7 @@ public class MatVecBenchmark {
             x[i] = r.nextFloat() * 2 - 1;
         }
         out = new float[rows];
-        bytesPerCall = w.rowBytes() * (double) rows;
+        bytesPerCall = (double) bytes;
         flopsPerCall = 2.0 * rows * cols;
     }
 
@@ -96,6 +112,8 @@ public class MatVecBenchmark {
 
     @Benchmark
     public float matvec(Rates rates) {
+        WeightMatrix w = copies[next];
+        next = next + 1 == copies.length ? 0 : next + 1;
         kernels.matmul(w, x, 0, w.cols(), out, 0, w.rows(), 1);
         rates.weightGBs += bytesPerCall * 1e-9;
         rates.gflops += flopsPerCall * 1e-9;
