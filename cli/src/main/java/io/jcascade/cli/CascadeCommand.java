@@ -1,6 +1,5 @@
 package io.jcascade.cli;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -202,7 +201,7 @@ final class CascadeCommand implements Callable<Integer> {
                 }
                 ObjectNode obj;
                 try {
-                    obj = parse(line);
+                    obj = JsonlPrompts.parse(json, line);
                 } catch (CliException e) {
                     skipped++;
                     err.println("\n" + input + ":" + (i + 1) + ": skipped: " + e.getMessage());
@@ -271,23 +270,6 @@ final class CascadeCommand implements Callable<Integer> {
         for (String[] r : rows) {
             out.printf(fmt.toString(), (Object[]) r);
         }
-    }
-
-    private ObjectNode parse(String line) {
-        JsonNode node;
-        try {
-            node = json.readTree(line);
-        } catch (JsonProcessingException e) {
-            throw new CliException("not valid JSON: " + e.getOriginalMessage());
-        }
-        if (!(node instanceof ObjectNode obj)) {
-            throw new CliException("expected a JSON object, got " + node.getNodeType().toString().toLowerCase());
-        }
-        JsonNode p = obj.get("prompt");
-        if (p == null || !p.isTextual()) {
-            throw new CliException("no \"prompt\" string");
-        }
-        return obj;
     }
 
     /** A file of the repository: under -Djcascade.root, the working directory, or beside the jar. */

@@ -1,14 +1,17 @@
 package io.jcascade.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jcascade.cli.JCascade.CliException;
+import io.jcascade.engine.CancelToken;
 import io.jcascade.engine.GenerationParams;
 import io.jcascade.engine.GenerationResult;
 import io.jcascade.engine.Model;
 import io.jcascade.engine.ModelOptions;
+import io.jcascade.engine.TokenListener;
+import io.jcascade.engine.chat.ChatMessage;
+import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.sampling.SamplingParams;
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -31,6 +34,7 @@ import picocli.CommandLine.Spec;
  * <pre>
  * ./jcascade generate --model models/stories260K.gguf --prompt "Once upon a time" --temperature 0 --stats
  * ./jcascade generate --model models/arith-small.gguf --input prompts.jsonl --output answers.jsonl --temperature 0
+ * ./jcascade generate --model Meta-Llama-3-8B-Instruct.Q4_0.gguf --chat --prompt "Why is the sky blue?"
  * </pre>
  */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
@@ -110,7 +114,30 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stats", description = "print timing as one JSON line on stderr")
     boolean stats;
 
+    @Option(names = "--chat", description = "wrap each prompt as a user turn in the model's chat template"
+            + " (special tokens in the rendered prompt are parsed)")
+    boolean chat;
+
     private final ObjectMapper json = new ObjectMapper();
+    private ChatTemplate template;
+
+    /** The model's template, or the plain fallback with a note on stderr saying so. */
+    static ChatTemplate chatTemplate(Model m, PrintWriter err) {
+        return m.chatTemplate().orElseGet(() -> {
+            err.println("jcascade: note: " + m.path().getFileName() + " has no chat template (tokenizer.chat_template);"
+                    + " using " + ChatTemplate.PLAIN_DESCRIPTION);
+            err.flush();
+            return ChatTemplate.plain();
+        });
+    }
+
+    private GenerationResult generate(Model m, String prompt, GenerationParams params, TokenListener listener) {
+        if (template == null) {
+            return m.generate(prompt, params, listener);
+        }
+        int[] ids = ChatTemplate.encode(m.tokenizer(), template.render(List.of(ChatMessage.user(prompt)), true));
+        return m.generate(ids, params, listener, new CancelToken());
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -127,6 +154,7 @@ final class GenerateCommand implements Callable<Integer> {
         ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads)
                 .withContextLength(contextLength);
         try (Model m = Model.load(model, options)) {
+            template = chat ? chatTemplate(m, spec.commandLine().getErr()) : null;
             if (source.prompt != null) {
                 return single(m, params);
             }
@@ -136,7 +164,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     private int single(Model m, GenerationParams params) throws JsonProcessingException {
         PrintWriter out = spec.commandLine().getOut();
-        GenerationResult r = m.generate(source.prompt, params, token -> {
+        GenerationResult r = generate(m, source.prompt, params, token -> {
             out.print(token.text());
             out.flush();
         });
@@ -174,8 +202,8 @@ final class GenerateCommand implements Callable<Integer> {
                     continue;
                 }
                 try {
-                    ObjectNode obj = parse(line, i + 1);
-                    GenerationResult r = m.generate(obj.get("prompt").asText(), params);
+                    ObjectNode obj = JsonlPrompts.parse(json, line);
+                    GenerationResult r = generate(m, obj.get("prompt").asText(), params, TokenListener.NONE);
                     obj.put("completion", r.text());
                     obj.put("completion_tokens", r.tokens().size());
                     obj.put("mean_entropy", r.meanEntropy());
@@ -196,23 +224,6 @@ final class GenerateCommand implements Callable<Integer> {
                 + (skipped > 0 ? ", skipped " + skipped + " bad lines (see above)" : ""));
         err.flush();
         return skipped > 0 && written == 0 ? 1 : 0;
-    }
-
-    private ObjectNode parse(String line, int number) {
-        JsonNode node;
-        try {
-            node = json.readTree(line);
-        } catch (JsonProcessingException e) {
-            throw new CliException("not valid JSON: " + e.getOriginalMessage());
-        }
-        if (!(node instanceof ObjectNode obj)) {
-            throw new CliException("expected a JSON object, got " + node.getNodeType().toString().toLowerCase());
-        }
-        JsonNode prompt = obj.get("prompt");
-        if (prompt == null || !prompt.isTextual()) {
-            throw new CliException("no \"prompt\" string");
-        }
-        return obj;
     }
 
     private static double round(double ms) {

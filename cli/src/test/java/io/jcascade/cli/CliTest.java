@@ -103,4 +103,25 @@ class CliTest {
         assertThat(r.out()).contains("general.architecture").contains("llama").contains("token_embd.weight")
                 .contains("blk.4.ffn_down.weight");
     }
+
+    @Test
+    void synthWritesAQuantizedModelThatGenerates(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("tiny-q8.gguf");
+        Run synth = run("synth", "--shape", "mistral-tiny", "--type", "Q8_0", out.toString());
+        assertThat(synth.exit()).as(synth.err()).isZero();
+        assertThat(synth.out()).contains("mistral-tiny Q8_0");
+        try (var files = Files.list(dir)) {
+            assertThat(files.map(p -> p.getFileName().toString())).containsExactly("tiny-q8.gguf");
+        }
+        Run inspect = run("inspect", out.toString());
+        assertThat(inspect.out()).contains("general.file_type").contains("Q8_0");
+        Run gen = run("generate", "--model", out.toString(), "--prompt", "hello", "--max-tokens", "4",
+                "--temperature", "0", "--threads", "1", "--stats");
+        assertThat(gen.exit()).as(gen.err()).isZero();
+        assertThat(gen.err()).contains("\"generated_tokens\":4");
+
+        Run badShape = run("synth", "--shape", "llama9", out.toString());
+        assertThat(badShape.exit()).isEqualTo(1);
+        assertThat(badShape.err()).startsWith("jcascade: error: unknown shape \"llama9\"").contains("llama3-1b");
+    }
 }

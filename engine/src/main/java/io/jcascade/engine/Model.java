@@ -1,5 +1,6 @@
 package io.jcascade.engine;
 
+import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.model.Llama;
 import io.jcascade.engine.model.ModelConfig;
 import io.jcascade.engine.sampling.Sampler;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * A loaded language model: the entry point for services that embed jcascade.
@@ -53,7 +55,7 @@ public final class Model implements AutoCloseable {
         this.backend = backend;
         this.llama = llama;
         this.options = options;
-        this.contextLength = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
+        this.contextLength = options.contextLength() > 0 ? options.contextLength() : llama.maxContextLength();
     }
 
     /** Loads a GGUF model with {@link ModelOptions#defaults()}. */
@@ -80,7 +82,7 @@ public final class Model implements AutoCloseable {
                 throw new UnsupportedModelException(path + ": " + e.getMessage());
             }
             backend = Backends.create(options.backend(), options.resolvedThreads());
-            Llama llama = Llama.load(gguf, config, backend);
+            Llama llama = Llama.load(gguf, config, backend, options.contextLength());
             return new Model(path, gguf, config, tokenizer, backend, llama, options);
         } catch (IOException | RuntimeException e) {
             if (backend != null) {
@@ -101,6 +103,20 @@ public final class Model implements AutoCloseable {
 
     public Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /**
+     * The model's chat template ({@code tokenizer.chat_template}), or empty when the file has none;
+     * callers then usually fall back to {@link ChatTemplate#plain()}.
+     *
+     * <pre>{@code
+     * ChatTemplate t = model.chatTemplate().orElseGet(ChatTemplate::plain);
+     * int[] prompt = ChatTemplate.encode(model.tokenizer(), t.render(List.of(ChatMessage.user("Hi")), true));
+     * model.generate(prompt, params, listener, new CancelToken());
+     * }</pre>
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        return ChatTemplate.fromGguf(gguf, tokenizer);
     }
 
     /** The GGUF file the weights are mapped from. */

@@ -35,6 +35,11 @@ public final class LlamaCppOracle implements AutoCloseable {
         return model.complete(p);
     }
 
+    /** llama.cpp's detokenization of {@code ids} (pieces concatenated). */
+    public String decode(int[] ids) {
+        return model.decode(ids);
+    }
+
     /** llama.cpp's tokenization (adds BOS when the model asks for it). */
     public int[] encode(String text) {
         return model.encode(text);

@@ -37,8 +37,26 @@ public interface Backend extends AutoCloseable {
         int capacity();
     }
 
-    /** How positions turn into rotations: see {@code CpuKernels.rope} for the exact formula. */
-    record Rope(int dims, float freqBase, float[] freqFactors, boolean neox) {}
+    /**
+     * How positions turn into rotations: see {@code CpuKernels.rope} for the exact formula.
+     *
+     * <pre>{@code
+     * new Backend.Rope(64, 500000f, ropeFreqs, false, 1f)   // Llama 3.1/3.2: per-pair divisors
+     * new Backend.Rope(96, 10000f, null, true, 0.25f)       // NeoX, linear scaling by 4
+     * }</pre>
+     *
+     * @param dims how many leading dimensions of each head rotate (partial rotary when fewer than the head)
+     * @param freqBase frequency base ({@code rope.freq_base})
+     * @param freqFactors per-pair divisors of the angle ({@code rope_freqs}, {@code rope_factors_short}), or null
+     * @param neox rotate pairs {@code (i, i + dims/2)} rather than adjacent pairs
+     * @param freqScale multiplier of every angle: {@code 1 / rope.scaling.factor} for linear scaling, else 1
+     */
+    record Rope(int dims, float freqBase, float[] freqFactors, boolean neox, float freqScale) {
+        /** Unscaled rope ({@code freqScale = 1}). */
+        public Rope(int dims, float freqBase, float[] freqFactors, boolean neox) {
+            this(dims, freqBase, freqFactors, neox, 1.0f);
+        }
+    }
 
     /** Short name, e.g. {@code cpu}. */
     String name();
@@ -73,8 +91,23 @@ public interface Backend extends AutoCloseable {
      * attends each query head over positions {@code 0..its own}. Query head {@code h} reads KV
      * head {@code h / (nHeads / nKvHeads)}.
      */
+    default void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
+            int nKvHeads, int headDim, int startPos, int nTokens) {
+        attention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, startPos, nTokens, 1.0f,
+                1.0f / (float) Math.sqrt(headDim));
+    }
+
+    /**
+     * Attention as {@link #attention(Tensor, Tensor, Tensor, KvCache, int, Tensor, int, int, int, int, int)},
+     * with explicit scales: each query is multiplied by {@code qScale} before it meets the cache
+     * (and so before a half-precision cache rounds it), and each score {@code q·k} by
+     * {@code kqScale} before the softmax. Llama scales the scores ({@code 1, 1/sqrt(headDim)});
+     * llama.cpp's phi3 graph scales the query ({@code 1/sqrt(headDim), 1}). The two are equal in
+     * exact arithmetic but round differently, and agreement on near ties needs the same order.
+     * {@code qScale} must leave {@code q} untouched (backends scale a copy).
+     */
     void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads, int nKvHeads,
-            int headDim, int startPos, int nTokens);
+            int headDim, int startPos, int nTokens, float qScale, float kqScale);
 
     /** {@code out = silu(gate) * up} over {@code n} floats. */
     void swiglu(Tensor gate, Tensor up, Tensor out, int n);

@@ -12,9 +12,19 @@ import java.util.Arrays;
 import java.util.Optional;
 
 /**
- * The Llama forward pass (Llama 1/2/3, Mistral, TinyLlama and every model that llama.cpp files
- * under {@code general.architecture = llama}), written once against {@link Backend} so that the
- * same code runs on every backend.
+ * The Llama-family forward pass, written once against {@link Backend} so that the same code runs
+ * on every backend. It runs llama.cpp's {@code llama} architecture (Llama 1/2/3.x, Mistral,
+ * TinyLlama, ...) and its {@code phi3} architecture (Phi-3/3.5 mini).
+ *
+ * <p><b>Why one class for both.</b> Phi-3 is a Llama block with three differences, and none of
+ * them is a different computation: (1) its file fuses tensors ({@code attn_qkv} = q, k, v rows;
+ * {@code ffn_up} = gate rows, then up rows), which {@link #load} splits into zero-copy row views,
+ * so the forward pass still sees q, k, v, gate and up; (2) NeoX rope, possibly partial
+ * ({@link ModelConfig#ropeNeox()}, {@link ModelConfig#ropeDims()}); (3) llama.cpp scales the
+ * query by {@code 1/sqrt(headDim)} before attention rather than the scores after it, which is
+ * the {@code qScale}/{@code kqScale} pair passed to {@link Backend#attention}. Keeping one
+ * forward pass means a fix or an optimisation reaches both families. An architecture whose
+ * block computes something else (biases, parallel attention/ffn, other norms) gets its own class.
  *
  * <pre>
  * x = embed(tokens)
@@ -48,16 +58,39 @@ public final class Llama {
     private final Weight outputNorm;
     private final Weight output;
     private final Backend.Rope rope;
+    private final float qScale;
+    private final float kqScale;
+    private final int maxContextLength;
 
     private Llama(ModelConfig config, Backend backend, Weight tokenEmbedding, Layer[] layers, Weight outputNorm,
-            Weight output) {
+            Weight output, float[] ropeFactors, int maxContextLength) {
         this.config = config;
         this.backend = backend;
         this.tokenEmbedding = tokenEmbedding;
         this.layers = layers;
         this.outputNorm = outputNorm;
         this.output = output;
-        this.rope = new Backend.Rope(config.ropeDims(), config.ropeBase(), null, config.ropeNeox());
+        this.rope = new Backend.Rope(config.ropeDims(), config.ropeBase(), ropeFactors, config.ropeNeox(),
+                config.ropeFreqScale());
+        // As llama.cpp: 1.0f / sqrtf(head width), applied to the scores (llama) or the query (phi3).
+        float scale = 1.0f / (float) Math.sqrt(config.headDim());
+        this.qScale = config.isPhi3() ? scale : 1.0f;
+        this.kqScale = config.isPhi3() ? 1.0f : scale;
+        this.maxContextLength = maxContextLength;
+    }
+
+    /**
+     * The longest context this model runs: its trained context length, or for a phi3 file with
+     * long rope factors ({@code rope_factors_long}) its original context length, since only the
+     * short factors are implemented.
+     */
+    public int maxContextLength() {
+        return maxContextLength;
+    }
+
+    /** The rope this model applies (frequency factors, scaling, mode), for tests and backends. */
+    public Backend.Rope rope() {
+        return rope;
     }
 
     public ModelConfig config() {
@@ -75,19 +108,58 @@ public final class Llama {
      */
     public static Llama load(GgufFile gguf, ModelConfig c, Backend backend)
             throws UnsupportedModelException, GgufFormatException {
+        return load(gguf, c, backend, 0);
+    }
+
+    /**
+     * Binds the tensors of a {@code llama} or {@code phi3} GGUF file to the backend, checking
+     * every name and shape first.
+     *
+     * <pre>{@code
+     * ModelConfig c = ModelConfig.from(gguf);
+     * Llama model = Llama.load(gguf, c, backend, 4096);
+     * }</pre>
+     *
+     * @param contextLength the context the model will run at, or 0 for its default; it picks
+     *     phi3's short or long rope factors, as llama.cpp picks them by its context size
+     * @throws UnsupportedModelException if a tensor is missing or has the wrong shape or an unsupported
+     *     type, or the context needs phi3's long rope factors
+     */
+    public static Llama load(GgufFile gguf, ModelConfig c, Backend backend, int contextLength)
+            throws UnsupportedModelException, GgufFormatException {
         Weight embd = weight(gguf, backend, "token_embd.weight", c.vocabSize(), c.dim());
+        int qDim = c.heads() * c.headDim();
         Layer[] layers = new Layer[c.layers()];
         for (int i = 0; i < c.layers(); i++) {
             String b = "blk." + i + ".";
+            Weight wq, wk, wv, gate, up;
+            if (c.isPhi3() && gguf.findTensor(b + "attn_qkv.weight").isPresent()) {
+                // Fused: rows [0, qDim) are q, then kvDim rows of k, then kvDim rows of v.
+                WeightMatrix qkv = matrix(gguf, b + "attn_qkv.weight", qDim + 2 * c.kvDim(), c.dim());
+                wq = bind(backend, b + "attn_qkv.weight", rows(qkv, 0, qDim));
+                wk = bind(backend, b + "attn_qkv.weight", rows(qkv, qDim, c.kvDim()));
+                wv = bind(backend, b + "attn_qkv.weight", rows(qkv, qDim + c.kvDim(), c.kvDim()));
+            } else {
+                wq = weight(gguf, backend, b + "attn_q.weight", qDim, c.dim());
+                wk = weight(gguf, backend, b + "attn_k.weight", c.kvDim(), c.dim());
+                wv = weight(gguf, backend, b + "attn_v.weight", c.kvDim(), c.dim());
+            }
+            if (c.isPhi3() && gguf.findTensor(b + "ffn_gate.weight").isEmpty()) {
+                // Fused SwiGLU input, as llama.cpp's build_ffn(LLM_FFN_SWIGLU) splits it: the first
+                // half of the rows goes through silu (the gate), the second half is the up projection.
+                WeightMatrix gateUp = matrix(gguf, b + "ffn_up.weight", 2 * c.ffnDim(), c.dim());
+                gate = bind(backend, b + "ffn_up.weight", rows(gateUp, 0, c.ffnDim()));
+                up = bind(backend, b + "ffn_up.weight", rows(gateUp, c.ffnDim(), c.ffnDim()));
+            } else {
+                gate = weight(gguf, backend, b + "ffn_gate.weight", c.ffnDim(), c.dim());
+                up = weight(gguf, backend, b + "ffn_up.weight", c.ffnDim(), c.dim());
+            }
             layers[i] = new Layer(
                     weight(gguf, backend, b + "attn_norm.weight", 1, c.dim()),
-                    weight(gguf, backend, b + "attn_q.weight", c.heads() * c.headDim(), c.dim()),
-                    weight(gguf, backend, b + "attn_k.weight", c.kvDim(), c.dim()),
-                    weight(gguf, backend, b + "attn_v.weight", c.kvDim(), c.dim()),
-                    weight(gguf, backend, b + "attn_output.weight", c.dim(), c.heads() * c.headDim()),
+                    wq, wk, wv,
+                    weight(gguf, backend, b + "attn_output.weight", c.dim(), qDim),
                     weight(gguf, backend, b + "ffn_norm.weight", 1, c.dim()),
-                    weight(gguf, backend, b + "ffn_gate.weight", c.ffnDim(), c.dim()),
-                    weight(gguf, backend, b + "ffn_up.weight", c.ffnDim(), c.dim()),
+                    gate, up,
                     weight(gguf, backend, b + "ffn_down.weight", c.dim(), c.ffnDim()));
         }
         Weight norm = weight(gguf, backend, "output_norm.weight", 1, c.dim());
@@ -95,11 +167,74 @@ public final class Llama {
         Weight out = gguf.findTensor("output.weight").isPresent()
                 ? weight(gguf, backend, "output.weight", c.vocabSize(), c.dim())
                 : embd;
-        return new Llama(c, backend, embd, layers, norm, out);
+
+        // Rope frequency factors, as llama.cpp's get_rope_factors picks them: rope_freqs (Llama 3.1
+        // scaling) if present, else phi3's long factors when the context exceeds the original
+        // one, else its short factors.
+        int maxContext = c.contextLength();
+        float[] factors = vector(gguf, "rope_freqs.weight", c.ropeDims() / 2);
+        if (factors == null) {
+            boolean hasLong = gguf.findTensor("rope_factors_long.weight").isPresent();
+            if (hasLong) {
+                maxContext = Math.min(maxContext, c.ropeOriginalContext());
+                if (contextLength > c.ropeOriginalContext()) {
+                    throw new UnsupportedModelException("a context of " + contextLength + " needs the long rope "
+                            + "factors (rope_factors_long) with LongRoPE attention scaling, which this version does "
+                            + "not implement; use a context of at most " + c.ropeOriginalContext());
+                }
+            }
+            factors = vector(gguf, "rope_factors_short.weight", c.ropeDims() / 2);
+        }
+        return new Llama(c, backend, embd, layers, norm, out, factors, maxContext);
+    }
+
+    private static WeightMatrix matrix(GgufFile gguf, String name, int rows, int cols) throws UnsupportedModelException {
+        GgufTensor t = tensor(gguf, name, rows, cols);
+        return WeightMatrix.of(t);
+    }
+
+    /** Rows {@code [first, first + count)} of {@code m}, sharing its bytes. */
+    private static WeightMatrix rows(WeightMatrix m, int first, int count) {
+        return new WeightMatrix(m.type(), m.data().asSlice(first * m.rowBytes(), count * m.rowBytes()), count,
+                m.cols());
+    }
+
+    private static Weight bind(Backend backend, String name, WeightMatrix m) throws UnsupportedModelException {
+        try {
+            return backend.weight(m);
+        } catch (UnsupportedOperationException e) {
+            throw new UnsupportedModelException("tensor \"" + name + "\": " + e.getMessage());
+        }
+    }
+
+    /** A 1-D F32/F16/BF16 tensor of {@code length} as floats, or null if the file has none. */
+    private static float[] vector(GgufFile gguf, String name, int length) throws UnsupportedModelException {
+        if (gguf.findTensor(name).isEmpty()) {
+            return null;
+        }
+        GgufTensor t = tensor(gguf, name, 1, length);
+        var seg = t.data();
+        var f32 = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        var i16 = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        float[] v = new float[length];
+        for (int i = 0; i < length; i++) {
+            v[i] = switch (t.type()) {
+                case F32 -> seg.getAtIndex(f32, i);
+                case F16 -> Float.float16ToFloat(seg.getAtIndex(i16, i));
+                case BF16 -> Float.intBitsToFloat(seg.getAtIndex(i16, i) << 16);
+                default -> throw new UnsupportedModelException("tensor \"" + name + "\" is " + t.type()
+                        + ", expected F32, F16 or BF16");
+            };
+        }
+        return v;
     }
 
     private static Weight weight(GgufFile gguf, Backend backend, String name, int rows, int cols)
             throws UnsupportedModelException {
+        return bind(backend, name, WeightMatrix.of(tensor(gguf, name, rows, cols)));
+    }
+
+    private static GgufTensor tensor(GgufFile gguf, String name, int rows, int cols) throws UnsupportedModelException {
         Optional<GgufTensor> found = gguf.findTensor(name);
         if (found.isEmpty()) {
             throw new UnsupportedModelException("tensor \"" + name + "\" is missing from the model file");
@@ -109,11 +244,7 @@ public final class Llama {
             throw new UnsupportedModelException("tensor \"" + name + "\" has shape " + Arrays.toString(t.shape())
                     + ", expected [" + cols + (rows > 1 ? ", " + rows : "") + "] from the model's hyper-parameters");
         }
-        try {
-            return backend.weight(WeightMatrix.of(t));
-        } catch (UnsupportedOperationException e) {
-            throw new UnsupportedModelException("tensor \"" + name + "\": " + e.getMessage());
-        }
+        return t;
     }
 
     /**
@@ -210,7 +341,8 @@ public final class Llama {
             backend.matmul(L.wv(), s.xb, s.v, n);
             backend.rope(s.q, c.heads(), c.headDim(), rope, pos, n);
             backend.rope(s.k, c.kvHeads(), c.headDim(), rope, pos, n);
-            backend.attention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), pos, n);
+            backend.attention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), pos, n,
+                    qScale, kqScale);
             backend.matmul(L.wo(), s.att, s.xb, n);
             backend.add(s.xb, s.x, n * dim);
             // Feed-forward block (SwiGLU).

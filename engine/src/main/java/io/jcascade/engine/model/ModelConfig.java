@@ -28,12 +28,32 @@ import java.util.List;
  * @param ropeBase RoPE frequency base
  * @param ropeDims how many dimensions of each head rotate
  * @param ropeNeox whether RoPE rotates halves (NeoX) rather than adjacent pairs
+ * @param ropeFreqScale multiplier of every RoPE angle: {@code 1 / rope.scaling.factor} for linear
+ *     scaling ({@code rope.scaling.type} absent or {@code linear}), 1 without scaling
+ * @param ropeOriginalContext {@code rope.scaling.original_context_length}, else the context length:
+ *     phi3's short rope factors hold up to here, its long ones beyond
  */
 public record ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
-        int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox) {
+        int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox,
+        float ropeFreqScale, int ropeOriginalContext) {
 
-    /** Architectures this version runs. */
-    public static final List<String> SUPPORTED_ARCHITECTURES = List.of("llama");
+    /**
+     * Architectures this version runs: {@code llama} (Llama 1/2/3.x, Mistral, TinyLlama, ...) and
+     * {@code phi3} (Phi-3, Phi-3.5 mini). See docs/MODELS.md.
+     */
+    public static final List<String> SUPPORTED_ARCHITECTURES = List.of("llama", "phi3");
+
+    /** A config of an architecture without rope scaling, as earlier versions built it. */
+    public ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
+            int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox) {
+        this(architecture, dim, layers, heads, kvHeads, headDim, ffnDim, vocabSize, contextLength, rmsEps, ropeBase,
+                ropeDims, ropeNeox, 1.0f, contextLength);
+    }
+
+    /** Whether this is llama.cpp's {@code phi3} graph (fused tensors, NeoX rope, query scaled before attention). */
+    public boolean isPhi3() {
+        return architecture.equals("phi3");
+    }
 
     public int kvDim() {
         return kvHeads * headDim;
@@ -78,8 +98,39 @@ public record ModelConfig(String architecture, int dim, int layers, int heads, i
             throw new UnsupportedModelException("rope.dimension_count " + ropeDims + " must be even and at most the "
                     + "head width " + headDim);
         }
+        if (arch.equals("phi3") && headDim * heads != dim) {
+            throw new UnsupportedModelException("phi3 needs head width x head_count = embedding_length, got "
+                    + headDim + " x " + heads + " != " + dim);
+        }
+        // llama.cpp: rope.scaling.type defaults to linear, factor 0 means none; "none" never scales.
+        String scaling = gguf.get(p + "rope.scaling.type").map(GgufValue::asString).orElse("linear");
+        float factor = gguf.contains(p + "rope.scaling.factor") ? gguf.getFloat(p + "rope.scaling.factor")
+                : gguf.getFloat(p + "rope.scale_linear", 0f);
+        float freqScale = switch (scaling) {
+            case "none" -> 1.0f;
+            case "linear" -> factor == 0f ? 1.0f : 1.0f / factor;
+            // Phi-3 128k: per-pair factor tensors do the work (rope_factors_short/long), no global scale.
+            case "longrope" -> {
+                if (!arch.equals("phi3")) {
+                    throw new UnsupportedModelException("rope.scaling.type longrope is supported for phi3 only");
+                }
+                yield 1.0f;
+            }
+            default -> throw new UnsupportedModelException("rope.scaling.type \"" + scaling + "\" is not supported"
+                    + " (supported: none, linear; Llama 3.1 scaling through the rope_freqs tensor; phi3 rope factors)");
+        };
+        if (!(freqScale > 0f) || Float.isInfinite(freqScale)) {
+            throw new UnsupportedModelException("rope.scaling.factor " + factor + " is not a positive number");
+        }
+        int original = gguf.getInt(p + "rope.scaling.original_context_length", ctx);
+        // llama.cpp multiplies every rotated pair by this (ggml's mscale), at any context length.
+        float attnFactor = gguf.getFloat(p + "rope.scaling.attn_factor", 1.0f);
+        if (attnFactor != 1.0f) {
+            throw new UnsupportedModelException("rope.scaling.attn_factor " + attnFactor + " (LongRoPE magnitude "
+                    + "scaling, Phi-3 128k) is not supported yet");
+        }
         return new ModelConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, eps, ropeBase, ropeDims,
-                false);
+                arch.equals("phi3"), freqScale, original);
     }
 
     private static int positive(GgufFile gguf, String key) throws GgufFormatException, UnsupportedModelException {

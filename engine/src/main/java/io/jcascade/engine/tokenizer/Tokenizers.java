@@ -22,15 +22,17 @@ public final class Tokenizers {
      * reference to the file, so the file may be closed afterwards.
      *
      * @throws IllegalArgumentException if the file has no tokenizer or one of a kind not supported
-     *         yet (only {@code "llama"}, SentencePiece, is)
+     *         yet (supported: {@code "llama"}, SentencePiece, and {@code "gpt2"}, byte-level BPE with
+     *         the pre-tokenizers of {@link BpePreTokenizer#supportedNames()})
      */
     public static Tokenizer fromGguf(GgufFile gguf) {
         String model = gguf.get("tokenizer.ggml.model").map(GgufValue::asString)
                 .orElseThrow(() -> new IllegalArgumentException("GGUF file has no tokenizer.ggml.model"));
         return switch (model) {
             case "llama" -> SentencePieceTokenizer.fromGguf(gguf);
+            case "gpt2" -> BpeTokenizer.fromGguf(gguf);
             default -> throw new IllegalArgumentException("unsupported tokenizer.ggml.model \"" + model
-                    + "\"; supported: \"llama\" (SentencePiece)");
+                    + "\"; supported: \"llama\" (SentencePiece), \"gpt2\" (byte-level BPE)");
         };
     }
 }

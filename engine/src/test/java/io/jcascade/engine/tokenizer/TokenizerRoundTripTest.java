@@ -129,10 +129,11 @@ class TokenizerRoundTripTest {
 
     @Test
     void factoryRejectsUnsupportedModels() throws IOException {
-        try (GgufFile gpt2 = GgufFile.open(TokenizerTestSupport.shared("tokenizer-vectors/ggml-vocab-gpt-2.gguf"))) {
-            assertThatThrownBy(() -> Tokenizers.fromGguf(gpt2))
+        // gpt2 (byte-level BPE) is supported now; WordPiece is not.
+        try (GgufFile bert = GgufFile.open(TokenizerTestSupport.shared("tokenizer-vectors/ggml-vocab-bert-bge.gguf"))) {
+            assertThatThrownBy(() -> Tokenizers.fromGguf(bert))
                     .isInstanceOf(IllegalArgumentException.class)
-                    .hasMessageContaining("gpt2").hasMessageContaining("llama");
+                    .hasMessageContaining("\"bert\"").hasMessageContaining("llama").hasMessageContaining("gpt2");
         }
         assertThat(GgufValue.ofString("llama").type()).isEqualTo(GgufValueType.STRING);
     }

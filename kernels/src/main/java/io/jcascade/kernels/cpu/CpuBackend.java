@@ -96,10 +96,12 @@ public final class CpuBackend implements Backend {
         if (matrix.rows() == 1) {
             vector = new float[matrix.cols()];
             kernels.dequantizeRow(matrix, 0, vector, 0);
-        } else if (matrix.type() != GgmlType.F32 && matrix.type() != GgmlType.F16 && matrix.type() != GgmlType.BF16
-                && matrix.type() != GgmlType.Q8_0 && matrix.type() != GgmlType.Q4_0) {
-            throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
-                    + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        } else {
+            switch (matrix.type()) {
+                case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+                default -> throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
+                        + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K)");
+            }
         }
         return new CpuWeight(matrix, vector);
     }
@@ -155,13 +157,13 @@ public final class CpuBackend implements Backend {
         int width = nHeads * headDim;
         for (int t = 0; t < nTokens; t++) {
             kernels.rope(xs, t * width, nHeads, headDim, rope.dims(), startPos + t, rope.freqBase(),
-                    rope.freqFactors(), rope.neox());
+                    rope.freqFactors(), rope.neox(), rope.freqScale());
         }
     }
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
-            int nKvHeads, int headDim, int startPos, int nTokens) {
+            int nKvHeads, int headDim, int startPos, int nTokens, float qScale, float kqScale) {
         CpuKvCache c = (CpuKvCache) cache;
         int kvDim = nKvHeads * headDim;
         if (startPos + nTokens > c.capacity) {
@@ -183,7 +185,7 @@ public final class CpuBackend implements Backend {
         float[] qs = data(q);
         float[] os = data(out);
         int group = nHeads / nKvHeads;
-        float scale = (float) (1.0 / Math.sqrt(headDim));
+        float scale = kqScale;
         kernels.parallelFor(nTokens * nHeads, task -> {
             int t = task / nHeads;
             int h = task % nHeads;
@@ -193,7 +195,7 @@ public final class CpuBackend implements Backend {
             // buf[0..headDim) = the query rounded to half; buf[headDim..headDim+len) = scores.
             int qOffset = t * nHeads * headDim + h * headDim;
             for (int d = 0; d < headDim; d++) {
-                buf[d] = toHalf(qs[qOffset + d]);
+                buf[d] = toHalf(qScale == 1.0f ? qs[qOffset + d] : qs[qOffset + d] * qScale);
             }
             for (int s = 0; s < len; s++) {
                 buf[headDim + s] = kernels.dot(buf, 0, keys, s * kvDim + kvOffset, headDim) * scale;

@@ -57,8 +57,19 @@ public interface CpuKernels extends AutoCloseable {
      *
      * @param freqFactors per-pair divisors of the angle (Llama 3.1 scaling), or null for none
      */
+    default void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
+            float[] freqFactors, boolean neox) {
+        rope(x, offset, nHeads, headDim, ropeDims, pos, freqBase, freqFactors, neox, 1.0f);
+    }
+
+    /**
+     * Rotary position embedding with a frequency scale, as ggml's {@code rope_yarn} without
+     * extrapolation: pair {@code i} turns by {@code freqScale * (theta_i / freqFactors[i])}, where
+     * {@code theta_i = pos * freqBase^(-2i/ropeDims)} is stepped in float as described above.
+     * {@code freqScale = 1 / factor} is linear ("position interpolation") scaling.
+     */
     void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox);
+            float[] freqFactors, boolean neox, float freqScale);
 
     /** Softmax in place over {@code x[offset .. offset + n)}. */
     void softmax(float[] x, int offset, int n);

@@ -29,6 +29,14 @@ import jdk.incubator.vector.VectorSpecies;
  * 8 loads per 16 FMAs), so the weights are streamed once per {@value #TOKEN_BLOCK} tokens instead
  * of once per token, and the tokens' activations once per four rows.
  *
+ * <p>Quantized weights (Q8_0, Q4_0 and the K-quants) multiply, by default, activations quantized
+ * to 8 bits as llama.cpp does ({@link Q8Activations}, {@link Int8Dot}): once per matmul each
+ * token's activation row is quantized to Q8_0 or Q8_K blocks, and rows are multiplied with integer
+ * dot products inside a block and one float multiply per block. This is what makes results agree
+ * with llama.cpp on quantized files. {@code new PanamaKernels(threads, false)} or the system
+ * property {@code -Djcascade.activations=f32} select the float path instead (weights dequantized
+ * and multiplied with the float activations).
+ *
  * <p>The kernels are meant to be driven by one thread at a time. A kernel called while the pool is
  * busy (from inside {@link #parallelFor}, or concurrently from another thread) still works: it
  * runs on its calling thread alone.
@@ -76,9 +84,27 @@ public final class PanamaKernels implements CpuKernels {
     private final ThreadLocal<float[]> inlineScratch = new ThreadLocal<>();
     private final MatmulJob matmulJob = new MatmulJob();
     private final ForJob forJob = new ForJob();
+    /** Whether quantized weights multiply 8-bit activations (llama.cpp's way). */
+    private final boolean int8;
+    /** Quantized activations of the matmul in progress on each calling thread, reused. */
+    private final ThreadLocal<Q8Activations> q8 = ThreadLocal.withInitial(Q8Activations::new);
+    /** The float path's K-quant row (dequantized, then multiplied), per thread. */
+    private static final ThreadLocal<float[]> K_ROW = new ThreadLocal<>();
 
-    /** Kernels on {@code threads} threads, the caller being one of them. */
+    /**
+     * Kernels on {@code threads} threads, the caller being one of them; quantized weights multiply
+     * 8-bit activations unless the system property {@code jcascade.activations} is {@code f32}.
+     */
     public PanamaKernels(int threads) {
+        this(threads, !"f32".equalsIgnoreCase(System.getProperty("jcascade.activations", "q8")));
+    }
+
+    /**
+     * Kernels on {@code threads} threads; {@code int8Activations} chooses llama.cpp's 8-bit
+     * activation path for quantized weights (true) or the float path (false).
+     */
+    public PanamaKernels(int threads, boolean int8Activations) {
+        this.int8 = int8Activations;
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
@@ -90,6 +116,11 @@ public final class PanamaKernels implements CpuKernels {
     @Override
     public int threads() {
         return threads;
+    }
+
+    /** Whether quantized weights multiply 8-bit quantized activations. */
+    public boolean usesInt8Activations() {
+        return int8;
     }
 
     @Override
@@ -117,17 +148,26 @@ public final class PanamaKernels implements CpuKernels {
         // Fail on the caller with a clear message rather than in a worker.
         Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        Q8Activations xq = null;
+        if (int8 && w.type().isQuantized()) {
+            xq = q8.get();
+            xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+        }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
             if (pool.tryAcquire()) {
                 MatmulJob j = matmulJob;
                 try {
-                    pool.run(j.set(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads));
+                    pool.run(j.set(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
                 } finally {
                     j.clear();
                     pool.release();
                 }
                 return;
             }
+        }
+        if (xq != null) {
+            matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, 0, rows);
+            return;
         }
         float[] s = inlineScratch.get();
         if (nTokens > 1 && (s == null || s.length < 4 * cols)) {
@@ -144,6 +184,20 @@ public final class PanamaKernels implements CpuKernels {
             scratch[participant] = s;
         }
         return s;
+    }
+
+    /** Rows {@code [r0, r1)} for all tokens, on 8-bit activations: each row's bytes stay in L1 across the tokens. */
+    private static void matmulRowsInt8(WeightMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
+            int nTokens, int r0, int r1) {
+        GgmlType type = w.type();
+        MemorySegment seg = w.data();
+        int cols = w.cols();
+        long rowBytes = w.rowBytes();
+        for (int r = r0; r < r1; r++) {
+            for (int t = 0; t < nTokens; t++) {
+                out[outOffset + t * outStride + r] = Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
+            }
+        }
     }
 
     /** Rows {@code [r0, r1)} for all tokens. */
@@ -200,11 +254,13 @@ public final class PanamaKernels implements CpuKernels {
         private float[] x;
         private float[] out;
         private int xOffset, xStride, outOffset, outStride, nTokens, rows, chunk;
+        private Q8Activations xq;
         private final AtomicInteger next = new AtomicInteger();
 
         MatmulJob set(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
-                int nTokens, int threads) {
+                int nTokens, int threads, Q8Activations xq) {
             this.w = w;
+            this.xq = xq;
             this.x = x;
             this.xOffset = xOffset;
             this.xStride = xStride;
@@ -216,7 +272,7 @@ public final class PanamaKernels implements CpuKernels {
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
-            this.chunk = nTokens > 1 ? (c + 3) & ~3 : c;
+            this.chunk = nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
             next.set(0);
             return this;
         }
@@ -225,10 +281,18 @@ public final class PanamaKernels implements CpuKernels {
             w = null;
             x = null;
             out = null;
+            xq = null;
         }
 
         @Override
         public void run(int participant) {
+            if (xq != null) {
+                int r0;
+                while ((r0 = next.getAndAdd(chunk)) < rows) {
+                    matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                }
+                return;
+            }
             float[] row = nTokens > 1 ? scratchFor(participant, 4 * w.cols()) : null;
             int r0;
             while ((r0 = next.getAndAdd(chunk)) < rows) {
@@ -240,7 +304,7 @@ public final class PanamaKernels implements CpuKernels {
 
     private static void checkSupported(GgmlType type) {
         switch (type) {
-            case F32, F16, BF16, Q8_0, Q4_0 -> { }
+            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported by the CPU kernels");
         }
     }
@@ -253,8 +317,20 @@ public final class PanamaKernels implements CpuKernels {
             case BF16 -> dotBF16(seg, off, x, xo, n);
             case Q8_0 -> VECTOR_BLOCKS ? dotQ8(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
             case Q4_0 -> VECTOR_BLOCKS ? dotQ4(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
+            case Q2_K, Q4_K, Q5_K, Q6_K -> dotK(type, seg, off, x, xo, n);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         };
+    }
+
+    /** Float path for K-quants: the row dequantized into a per-thread buffer, then a float dot product. */
+    private static float dotK(GgmlType type, MemorySegment seg, long off, float[] x, int xo, int n) {
+        float[] row = K_ROW.get();
+        if (row == null || row.length < n) {
+            row = new float[n]; // grows once to the widest row, then reused
+            K_ROW.set(row);
+        }
+        Int8Dot.dequantizeK(type, seg, off, n, row, 0);
+        return dotArrays(row, 0, x, xo, n);
     }
 
     /** F32 row: n little-endian floats. */
@@ -566,6 +642,7 @@ public final class PanamaKernels implements CpuKernels {
                     dequantizeScalar(type, seg, off, n, out, oo);
                 }
             }
+            case Q2_K, Q4_K, Q5_K, Q6_K -> Int8Dot.dequantizeK(type, seg, off, n, out, oo);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         }
     }
@@ -667,7 +744,7 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox) {
+            float[] freqFactors, boolean neox, float freqScale) {
         // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
         // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
         // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
@@ -675,7 +752,7 @@ public final class PanamaKernels implements CpuKernels {
         int half = ropeDims / 2;
         float theta = (float) pos;
         for (int i = 0; i < half; i++) {
-            float angle = freqFactors != null ? theta / freqFactors[i] : theta;
+            float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
             float cos = (float) Math.cos(angle);
             float sin = (float) Math.sin(angle);
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)

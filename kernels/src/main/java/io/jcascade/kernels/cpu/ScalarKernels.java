@@ -12,16 +12,41 @@ import java.util.function.IntConsumer;
  * {@link PanamaKernels}, so that the tests comparing the two compare two readings of the format).
  * Slow; for tests and for checking a suspicious result.
  *
+ * <p>Two matmul references for quantized weights: the default multiplies the exactly dequantized
+ * weights with the float activations (accumulating in double); {@link #int8Activations()} is the
+ * reference of llama.cpp's algorithm, which {@link PanamaKernels} runs by default: the activations
+ * are first quantized to Q8_0 blocks (for Q8_0/Q4_0 weights) or Q8_K blocks (for K-quants), each
+ * block of weights and activations is multiplied in integers, and the integer sum is scaled once
+ * per block in float.
+ *
  * <pre>{@code
  * CpuKernels ref = new ScalarKernels();
  * float[] row = new float[w.cols()];
  * ref.dequantizeRow(w, 0, row, 0);
+ * CpuKernels ref8 = ScalarKernels.int8Activations();   // same results as llama.cpp's vec_dot
  * }</pre>
  */
 public final class ScalarKernels implements CpuKernels {
 
-    /** A reference kernel set; it always runs on the calling thread. */
+    private final boolean int8;
+
+    /** A reference kernel set with float activations; it always runs on the calling thread. */
     public ScalarKernels() {
+        this(false);
+    }
+
+    private ScalarKernels(boolean int8) {
+        this.int8 = int8;
+    }
+
+    /** The reference of the 8-bit activation path: quantized weights times Q8_0/Q8_K activations. */
+    public static ScalarKernels int8Activations() {
+        return new ScalarKernels(true);
+    }
+
+    /** Whether quantized weights multiply 8-bit quantized activations. */
+    public boolean usesInt8Activations() {
+        return int8;
     }
 
     @Override
@@ -37,8 +62,12 @@ public final class ScalarKernels implements CpuKernels {
     public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
             int nTokens) {
         switch (w.type()) {
-            case F32, F16, BF16, Q8_0, Q4_0 -> { }
+            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
             default -> throw unsupported(w.type());
+        }
+        if (int8 && w.type().isQuantized()) {
+            ScalarInt8.matmul(w, x, xOffset, xStride, out, outOffset, outStride, nTokens);
+            return;
         }
         int cols = w.cols();
         float[] row = new float[cols];
@@ -99,8 +128,90 @@ public final class ScalarKernels implements CpuKernels {
                     }
                 }
             }
+            case Q2_K -> {
+                // block of 256: uint8 scales[16] (low nibble scale, high nibble min), uint8 qs[64]
+                // (2-bit quants), fp16 d, fp16 dmin. Element order: 2 halves of 128; in a half, the
+                // shift s = 0,2,4,6 of bytes qs[32h + l] (l < 32) gives elements 128h + 32*(s/2) + l,
+                // sub-block of 16 elements i uses scales[i].
+                for (int b = 0; b < n / 256; b++) {
+                    long bo = base + 84L * b;
+                    float d = Float.float16ToFloat((short) u16(seg, bo + 80));
+                    float dmin = Float.float16ToFloat((short) u16(seg, bo + 82));
+                    for (int e = 0; e < 256; e++) {
+                        int half = e / 128, s = (e % 128) / 32, l = e % 32;
+                        int sc = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + e / 16));
+                        int q = (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + 16 + 32 * half + l)) >> (2 * s)) & 3;
+                        out[outOffset + 256 * b + e] = d * (sc & 0xF) * q - dmin * (sc >> 4);
+                    }
+                }
+            }
+            case Q4_K, Q5_K -> {
+                // Q4_K block of 256: fp16 d, fp16 dmin, uint8 scales[12], uint8 qs[128].
+                // Q5_K block of 256: fp16 d, fp16 dmin, uint8 scales[12], uint8 qh[32], uint8 qs[128].
+                // Sub-block i (32 elements, i < 8) has a 6-bit scale and min (see kScale/kMin).
+                // Element e: chunk c = e/64 uses bytes qs[32c + l] (l = e%32); the low nibble for
+                // e%64 < 32, the high one otherwise; Q5_K adds bit (e/32) of qh[l] as the value 16.
+                boolean five = w.type() == GgmlType.Q5_K;
+                int bs = five ? 176 : 144;
+                for (int b = 0; b < n / 256; b++) {
+                    long bo = base + (long) bs * b;
+                    float d = Float.float16ToFloat((short) u16(seg, bo));
+                    float dmin = Float.float16ToFloat((short) u16(seg, bo + 2));
+                    long qs = bo + (five ? 48 : 16);
+                    for (int e = 0; e < 256; e++) {
+                        int i = e / 32, c = e / 64, l = e % 32;
+                        int q = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, qs + 32 * c + l));
+                        q = (e % 64) < 32 ? q & 0xF : q >> 4;
+                        if (five) {
+                            int h = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + 16 + l));
+                            q += ((h >> i) & 1) << 4;
+                        }
+                        out[outOffset + 256 * b + e] = d * kScale(seg, bo + 4, i) * q - dmin * kMin(seg, bo + 4, i);
+                    }
+                }
+            }
+            case Q6_K -> {
+                // block of 256: uint8 ql[128] (low 4 bits), uint8 qh[64] (high 2 bits), int8 scales[16],
+                // fp16 d. Element e: half h = e/128, quarter s = (e%128)/32, l = e%32; low bits are
+                // the low (s < 2) or high (s >= 2) nibble of ql[64h + 32*(s%2) + l], high bits are
+                // bits 2s..2s+1 of qh[32h + l]; value (q - 32) * d * scales[e/16].
+                for (int b = 0; b < n / 256; b++) {
+                    long bo = base + 210L * b;
+                    float d = Float.float16ToFloat((short) u16(seg, bo + 208));
+                    for (int e = 0; e < 256; e++) {
+                        int h = e / 128, s = (e % 128) / 32, l = e % 32;
+                        int ql = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + 64 * h + 32 * (s % 2) + l));
+                        int qh = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + 128 + 32 * h + l));
+                        int q = (s < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * s)) & 3) << 4;
+                        byte sc = seg.get(ValueLayout.JAVA_BYTE, bo + 192 + e / 16);
+                        out[outOffset + 256 * b + e] = d * sc * (q - 32);
+                    }
+                }
+            }
             default -> throw unsupported(w.type());
         }
+    }
+
+    /**
+     * The 6-bit scale of sub-block {@code i} (0..7) from the 12 packed bytes at {@code sc}: for
+     * i < 4 the low 6 bits of byte i; else the low nibble of byte i+4 with the top 2 bits of byte
+     * i-4 above it.
+     */
+    static int kScale(MemorySegment seg, long sc, int i) {
+        if (i < 4) {
+            return seg.get(ValueLayout.JAVA_BYTE, sc + i) & 63;
+        }
+        return (seg.get(ValueLayout.JAVA_BYTE, sc + i + 4) & 0xF)
+                | (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + i - 4)) >> 6) << 4;
+    }
+
+    /** The 6-bit min of sub-block {@code i}: low 6 bits of byte i+4, or the high nibble of byte i+4 with the top 2 bits of byte i. */
+    static int kMin(MemorySegment seg, long sc, int i) {
+        if (i < 4) {
+            return seg.get(ValueLayout.JAVA_BYTE, sc + i + 4) & 63;
+        }
+        return (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + i + 4)) >> 4)
+                | (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + i)) >> 6) << 4;
     }
 
     private static UnsupportedOperationException unsupported(GgmlType type) {
@@ -132,14 +243,14 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox) {
+            float[] freqFactors, boolean neox, float freqScale) {
         float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
         int half = ropeDims / 2;
         for (int h = 0; h < nHeads; h++) {
             int base = offset + h * headDim;
             float theta = pos;
             for (int i = 0; i < half; i++) {
-                float angle = theta / (freqFactors != null ? freqFactors[i] : 1.0f);
+                float angle = freqScale * (theta / (freqFactors != null ? freqFactors[i] : 1.0f));
                 float cos = (float) Math.cos(angle);
                 float sin = (float) Math.sin(angle);
                 int a = neox ? base + i : base + 2 * i;

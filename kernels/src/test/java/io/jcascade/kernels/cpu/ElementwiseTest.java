@@ -158,8 +158,9 @@ class ElementwiseTest {
                 float[] base = pad(vec(nHeads * headDim, pos + headDim, 2), OFF_A, 3);
                 float[] want = base.clone();
                 float[] got = base.clone();
-                REF.rope(want, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox);
-                fast.rope(got, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox);
+                float freqScale = factors == null ? 0.125f : 1.0f / 3;
+                REF.rope(want, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale);
+                fast.rope(got, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale);
                 assertThat(got).as("%s heads=%d dim=%d rope=%d pos=%d", neox ? "neox" : "normal", nHeads, headDim,
                         ropeDims, pos).containsExactly(want);
                 // Dimensions past ropeDims and everything outside the heads stay as they were.

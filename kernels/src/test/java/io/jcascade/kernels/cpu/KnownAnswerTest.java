@@ -21,7 +21,7 @@ class KnownAnswerTest {
 
     @BeforeAll
     static void start() {
-        fast = new PanamaKernels(2);
+        fast = new PanamaKernels(2, false); // the float path: exact hand-computed products
     }
 
     @AfterAll
@@ -191,6 +191,25 @@ class KnownAnswerTest {
 
     @ParameterizedTest
     @MethodSource("kernels")
+    void linearRopeScalingIsAPositionDivisor(CpuKernels k) {
+        // freqScale 1/4 at position 64 turns every pair exactly as no scaling at position 16: the
+        // angle recurrence scales exactly by a power of two. Both modes, partial rotary, factors.
+        float[] factors = {1f, 2f, 4f, 8f, 1.5f, 3f};
+        for (boolean neox : new boolean[] {false, true}) {
+            float[] x = TestMatrices.randomVector(3 * 16, 5);
+            float[] scaled = x.clone();
+            float[] plain = x.clone();
+            k.rope(scaled, 0, 3, 16, 12, 64, 500000f, factors, neox, 0.25f);
+            k.rope(plain, 0, 3, 16, 12, 16, 500000f, factors, neox);
+            assertThat(scaled).containsExactly(plain);
+            float[] one = x.clone();
+            k.rope(one, 0, 3, 16, 12, 16, 500000f, factors, neox, 1.0f);
+            assertThat(one).containsExactly(plain);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernels")
     void softmaxSumsToOne(CpuKernels k) {
         float[] x = TestMatrices.randomVector(1000, 4);
         x[17] = 80; // large values must not overflow: the max is subtracted first
@@ -236,11 +255,11 @@ class KnownAnswerTest {
     @ParameterizedTest
     @MethodSource("kernels")
     void unsupportedTypesThrowNamingTheType(CpuKernels k) {
-        WeightMatrix w = TestMatrices.of(GgmlType.Q4_K, 1, 256, new byte[144]);
+        WeightMatrix w = TestMatrices.of(GgmlType.IQ4_XS, 1, 256, new byte[136]);
         assertThatThrownBy(() -> k.matmul(w, new float[256], 0, 256, new float[1], 0, 1, 1))
-                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("Q4_K");
+                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("IQ4_XS");
         assertThatThrownBy(() -> k.dequantizeRow(w, 0, new float[256], 0))
-                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("Q4_K");
+                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("IQ4_XS");
     }
 
     @Test

@@ -15,12 +15,18 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** {@link PanamaKernels#matmul} and {@code dequantizeRow} against {@link ScalarKernels}, every type. */
+/**
+ * {@link PanamaKernels#matmul} on the float-activation path and {@code dequantizeRow} against
+ * {@link ScalarKernels}, every type. (The 8-bit activation path is tested in {@link Int8MatmulTest}.)
+ */
 class MatmulTest {
 
     private static final int[] THREADS = {1, 2, 3};
-    private static final GgmlType[] TYPES = {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0};
+    private static final GgmlType[] TYPES = {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
+        GgmlType.Q2_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K};
     private static final int[] COLS = {32, 64, 96, 160, 4096 + 32};
+    /** K-quants come in super-blocks of 256. */
+    private static final int[] K_COLS = {256, 768, 4096 + 256};
     /** Plain types have no block constraint: also widths that leave a scalar tail. */
     private static final int[] ODD_COLS = {1, 37, 100};
     private static final int[] ROWS = {1, 3, 17, 257};
@@ -33,7 +39,7 @@ class MatmulTest {
     static void start() {
         fast = new PanamaKernels[THREADS.length];
         for (int i = 0; i < THREADS.length; i++) {
-            fast[i] = new PanamaKernels(THREADS[i]);
+            fast[i] = new PanamaKernels(THREADS[i], false);
         }
     }
 
@@ -48,7 +54,7 @@ class MatmulTest {
         List<Arguments> cases = new ArrayList<>();
         for (GgmlType type : TYPES) {
             List<Integer> cols = new ArrayList<>();
-            for (int c : COLS) {
+            for (int c : type.blockSize() == 256 ? K_COLS : COLS) {
                 cols.add(c);
             }
             if (!type.isQuantized()) {
@@ -141,7 +147,8 @@ class MatmulTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("types")
     void dequantizeRowMatchesReferenceExactly(GgmlType type) {
-        for (int cols : new int[] {32, 96, 4096 + 32}) {
+        int[] widths = type.blockSize() == 256 ? new int[] {256, 768, 4096 + 256} : new int[] {32, 96, 4096 + 32};
+        for (int cols : widths) {
             WeightMatrix w = TestMatrices.random(type, 5, cols, type.ordinal() * 77L + cols, 3);
             for (int r = 0; r < 5; r++) {
                 float[] want = TestMatrices.poisoned(cols + 4);

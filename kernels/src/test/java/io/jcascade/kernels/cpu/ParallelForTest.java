@@ -54,7 +54,7 @@ class ParallelForTest {
         WeightMatrix w = TestMatrices.random(GgmlType.Q8_0, 64, 1024, 5, 0);
         float[] x = TestMatrices.randomVector(1024, 6);
         float[] want = new float[64];
-        new ScalarKernels().matmul(w, x, 0, 1024, want, 0, 64, 1);
+        ScalarKernels.int8Activations().matmul(w, x, 0, 1024, want, 0, 64, 1); // the same 8-bit algorithm as the fast default
         try (PanamaKernels k = new PanamaKernels(2)) {
             float[][] outs = new float[8][64];
             AtomicInteger inner = new AtomicInteger();
@@ -108,7 +108,7 @@ class ParallelForTest {
         int nTokens = 5;
         float[] x = TestMatrices.randomVector(512 * nTokens, 9);
         float[] want = new float[96 * nTokens];
-        new ScalarKernels().matmul(w, x, 0, 512, want, 0, 96, nTokens);
+        ScalarKernels.int8Activations().matmul(w, x, 0, 512, want, 0, 96, nTokens);
         try (PanamaKernels k = new PanamaKernels(2)) {
             java.util.concurrent.Callable<Void> work = () -> {
                 for (int rep = 0; rep < 100; rep++) {

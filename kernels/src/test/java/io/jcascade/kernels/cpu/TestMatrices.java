@@ -60,6 +60,27 @@ final class TestMatrices {
                     MemorySegment.copy(qs, 0, seg, ValueLayout.JAVA_BYTE, b * bs + 2, qs.length);
                 }
             }
+            case Q2_K, Q4_K, Q5_K, Q6_K -> {
+                // Random quants, scales and mins; the fp16 super-block scales set to sane values.
+                int bs = type.typeSize();
+                long blocks = (long) rows * cols / 256;
+                byte[] raw = new byte[bs];
+                for (long b = 0; b < blocks; b++) {
+                    rnd.nextBytes(raw);
+                    MemorySegment.copy(raw, 0, seg, ValueLayout.JAVA_BYTE, b * bs, bs);
+                    float d = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-5);
+                    float dmin = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-5);
+                    long dOff = switch (type) {
+                        case Q2_K -> 80;
+                        case Q6_K -> 208;
+                        default -> 0;
+                    };
+                    seg.set(I16_LE, b * bs + dOff, Float.floatToFloat16(d));
+                    if (type != GgmlType.Q6_K) {
+                        seg.set(I16_LE, b * bs + dOff + 2, Float.floatToFloat16(dmin));
+                    }
+                }
+            }
             default -> throw new IllegalArgumentException(type.toString());
         }
         return new WeightMatrix(type, seg, rows, cols);

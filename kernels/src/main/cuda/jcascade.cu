@@ -1,0 +1,492 @@
+// jcascade's CUDA kernels: the whole Llama forward pass on weights in ggml's block layouts.
+//
+// Built two ways, from this one file with no #include, so that it needs nothing but the compiler:
+//   * by nvcc in the Maven build (profile "nvcc"), to PTX for compute_80 and a cubin for sm_90a,
+//     embedded in the jar (see build-kernels.sh);
+//   * by NVRTC at run time, from the copy of this file embedded in the jar, when the driver cannot
+//     load the prebuilt PTX (e.g. a driver older than the nvcc that wrote it).
+//
+// Conventions (see io.jcascade.kernels.cuda.CudaBackend, which launches these):
+//   * activations are float32, token-major: token t of width d starts at t * d;
+//   * weights are the raw bytes of a ggml tensor: rows back to back, each row_bytes long;
+//   * the KV cache is IEEE half (stored as unsigned short), [layer][pos][kv_head * head_dim + d];
+//   * every kernel is extern "C" so the host finds it by its plain name.
+//
+// Numerics follow the CPU backend (CpuKernels / CpuBackend): RMSNorm and softmax sum in double,
+// exp/cos/sin in double rounded to float, RoPE steps its angle by repeated float multiplication,
+// the KV cache, the query and the attention weights are rounded to half (round to nearest even).
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+#define WARP 32
+// -inf without <math.h>'s INFINITY, which NVRTC does not define without headers.
+#define NEG_INF __int_as_float(0xff800000)
+
+// ---------------------------------------------------------------------------------------------
+// Half precision without cuda_fp16.h: one PTX conversion each way.
+
+__device__ __forceinline__ float half_to_float(u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ u16 float_to_half(float f) {
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float round_half(float f) {
+    return half_to_float(float_to_half(f));
+}
+
+__device__ __forceinline__ float bf16_to_float(u16 b) {
+    return __int_as_float(((u32) b) << 16);
+}
+
+// Unaligned little-endian loads: rows of Q8_0 (34-byte blocks) and Q4_0 (18) are not 2-aligned
+// after the first block of an odd row, and a GGUF tensor may start anywhere 32-aligned.
+__device__ __forceinline__ u16 load_u16(const u8* p) {
+    return (u16) (p[0] | (p[1] << 8));
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight element access. Every type is read as chunks of 32 consecutive elements; element j of
+// chunk b of a row. For the block types a chunk is one ggml block.
+
+enum WType { W_F32 = 0, W_F16 = 1, W_BF16 = 2, W_Q8_0 = 3, W_Q4_0 = 4 };
+
+template <int T>
+__device__ __forceinline__ float weight_at(const u8* row, int b, int j) {
+    if (T == W_F32) {
+        const u8* p = row + 4 * (32 * b + j);
+        return __int_as_float((int) (p[0] | (p[1] << 8) | (p[2] << 16) | ((u32) p[3] << 24)));
+    } else if (T == W_F16) {
+        return half_to_float(load_u16(row + 2 * (32 * b + j)));
+    } else if (T == W_BF16) {
+        return bf16_to_float(load_u16(row + 2 * (32 * b + j)));
+    } else if (T == W_Q8_0) {
+        // block: fp16 d, int8 qs[32]
+        const u8* blk = row + 34 * b;
+        float d = half_to_float(load_u16(blk));
+        return d * (float) (signed char) blk[2 + j];
+    } else {
+        // Q4_0 block: fp16 d, u8 qs[16]; element j < 16 is the low nibble of qs[j], j >= 16 the high one of qs[j-16]
+        const u8* blk = row + 18 * b;
+        float d = half_to_float(load_u16(blk));
+        int q = blk[2 + (j & 15)];
+        q = j < 16 ? (q & 0x0F) : (q >> 4);
+        return d * (float) (q - 8);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix product with the weights: out[t][r] = sum_c W[r][c] * x[t][c].
+// One warp per row; lane j reads element j of each 32-element chunk (coalesced within a chunk);
+// each warp carries MM_TOKENS tokens at once, so a weight element is read once per tile of tokens
+// (the simple "tiled" form for prompt batches; a single token is the matrix-vector case).
+// Grid: x = ceil(rows / MM_WARPS), y = ceil(n_tokens / MM_TOKENS). Block: MM_WARPS * 32.
+
+#define MM_WARPS 4
+#define MM_TOKENS 8
+
+template <int T>
+__device__ void matmul_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
+                            const float* __restrict__ x, float* __restrict__ out, int n_tokens) {
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int r = blockIdx.x * MM_WARPS + warp;
+    if (r >= rows) {
+        return;
+    }
+    int t0 = blockIdx.y * MM_TOKENS;
+    int nt = min(MM_TOKENS, n_tokens - t0);
+    const u8* row = w + (long long) r * row_bytes;
+    float acc[MM_TOKENS];
+#pragma unroll
+    for (int i = 0; i < MM_TOKENS; i++) {
+        acc[i] = 0.0f;
+    }
+    int chunks = (cols + 31) / 32;
+    for (int b = 0; b < chunks; b++) {
+        int c = 32 * b + lane;
+        if (c < cols) {
+            float wv = weight_at<T>(row, b, lane);
+            const float* xc = x + (long long) t0 * cols + c;
+#pragma unroll
+            for (int i = 0; i < MM_TOKENS; i++) {
+                if (i < nt) {
+                    acc[i] = fmaf(wv, xc[(long long) i * cols], acc[i]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < MM_TOKENS; i++) {
+        float s = warp_sum(acc[i]);
+        if (lane == 0 && i < nt) {
+            out[(long long) (t0 + i) * rows + r] = s;
+        }
+    }
+}
+
+#define DEFINE_MATMUL(name, T)                                                                         \
+    extern "C" __global__ void __launch_bounds__(MM_WARPS * WARP)                                      \
+    name(const u8* w, long long row_bytes, int rows, int cols, const float* x, float* out, int n) {    \
+        matmul_body<T>(w, row_bytes, rows, cols, x, out, n);                                           \
+    }
+
+DEFINE_MATMUL(matmul_f32, W_F32)
+DEFINE_MATMUL(matmul_f16, W_F16)
+DEFINE_MATMUL(matmul_bf16, W_BF16)
+DEFINE_MATMUL(matmul_q8_0, W_Q8_0)
+DEFINE_MATMUL(matmul_q4_0, W_Q4_0)
+
+// ---------------------------------------------------------------------------------------------
+// Embedding: out[t][c] = W[tokens[t]][c], dequantized. Grid: x = ceil(cols / 256), y = n.
+
+template <int T>
+__device__ void embed_body(const u8* __restrict__ w, long long row_bytes, int cols, const int* __restrict__ tokens,
+                           float* __restrict__ out) {
+    int t = blockIdx.y;
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    const u8* row = w + (long long) tokens[t] * row_bytes;
+    out[(long long) t * cols + c] = weight_at<T>(row, c / 32, c % 32);
+}
+
+#define DEFINE_EMBED(name, T)                                                                          \
+    extern "C" __global__ void name(const u8* w, long long row_bytes, int cols, const int* tokens, float* out) { \
+        embed_body<T>(w, row_bytes, cols, tokens, out);                                                \
+    }
+
+DEFINE_EMBED(embed_f32, W_F32)
+DEFINE_EMBED(embed_f16, W_F16)
+DEFINE_EMBED(embed_bf16, W_BF16)
+DEFINE_EMBED(embed_q8_0, W_Q8_0)
+DEFINE_EMBED(embed_q4_0, W_Q4_0)
+
+// ---------------------------------------------------------------------------------------------
+// Block reductions (blockDim.x a multiple of 32, at most 1024).
+
+__device__ double block_sum_double(double v, double* shared) {
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    __syncthreads();
+    if (lane == 0) {
+        shared[warp] = v;
+    }
+    __syncthreads();
+    double s = 0.0;
+    int warps = blockDim.x / WARP;
+    for (int i = 0; i < warps; i++) {
+        s += shared[i];
+    }
+    return s;
+}
+
+__device__ float block_max(float v, float* shared) {
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    __syncthreads();
+    if (lane == 0) {
+        shared[warp] = v;
+    }
+    __syncthreads();
+    float m = NEG_INF;
+    int warps = blockDim.x / WARP;
+    for (int i = 0; i < warps; i++) {
+        m = fmaxf(m, shared[i]);
+    }
+    return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: out[t][i] = x[t][i] * (1 / sqrt(mean(x^2) + eps)) * weight[i]; sum of the float
+// squares in double, as the CPU. out may be x. Grid: n_tokens blocks of 256.
+
+extern "C" __global__ void __launch_bounds__(256)
+rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, float eps) {
+    __shared__ double partial[32];
+    const float* xr = x + (long long) blockIdx.x * n;
+    float* outr = out + (long long) blockIdx.x * n;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = xr[i];
+        s += (double) (v * v);
+    }
+    s = block_sum_double(s, partial);
+    float mean = (float) (s / n);
+    float scale = __fdiv_rn(1.0f, __fsqrt_rn(mean + eps));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        outr[i] = xr[i] * scale * weight[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE in place. Pair i of head h of token t (position start_pos + t) turns by
+// theta_i / factors[i], theta_0 = pos, theta_{i+1} = theta_i * theta_scale (in float, step by
+// step, like the CPU; theta_scale = (float) pow(base, -2 / dims) comes from the host).
+// Normal mode rotates (x[2i], x[2i+1]); NeoX (x[i], x[i + dims/2]). factors may be null.
+// One thread per (token, head, pair).
+
+extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
+                                float theta_scale, const float* factors, int neox, float freq_scale) {
+    int half = rope_dims / 2;
+    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long) n_tokens * n_heads * half;
+    if (idx >= total) {
+        return;
+    }
+    int i = (int) (idx % half);
+    int h = (int) ((idx / half) % n_heads);
+    int t = (int) (idx / ((long long) half * n_heads));
+    float theta = (float) (start_pos + t);
+    for (int k = 0; k < i; k++) {
+        theta *= theta_scale;
+    }
+    float angle = __fmul_rn(freq_scale, factors != 0 ? __fdiv_rn(theta, factors[i]) : theta);
+    float c = (float) cos((double) angle);
+    float s = (float) sin((double) angle);
+    float* base = x + ((long long) t * n_heads + h) * head_dim;
+    int a = neox ? i : 2 * i;
+    int b = neox ? i + half : 2 * i + 1;
+    float x0 = base[a];
+    float x1 = base[b];
+    base[a] = x0 * c - x1 * s;
+    base[b] = x0 * s + x1 * c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention. Four kernels, split over the KV length in chunks of ATT_CHUNK positions
+// (flash-decoding's split, with the softmax kept exact: the CPU rounds the normalised weights to
+// half before multiplying the values, so the weights are normalised before the value pass):
+//   kv_store       rounds the new keys/values to half into the cache;
+//   attn_scores    (chunk, head, token): score[s] = (half(q * q_scale) . k[s]) * scale for s < len(t);
+//   attn_softmax   (head, token): softmax in place (sum in double), weights rounded to half;
+//   attn_values    (chunk, head, token): partial[d] = sum_s w[s] * v[s][d] over the chunk,
+//                  written straight to out when there is one chunk;
+//   attn_reduce    (head, token): out[d] = sum over chunks of partial[d].
+// Token t (of n_tokens, at position start_pos + t) attends positions 0..start_pos + t (causal),
+// so a prompt batch (prefill) and one token (decode) take the same path.
+// scores: [n_tokens][n_heads][max_len], max_len = start_pos + n_tokens.
+
+#define ATT_CHUNK 128
+#define ATT_THREADS 128
+#define ATT_MAX_HEAD_DIM 512
+
+extern "C" __global__ void kv_store(const float* k, const float* v, u16* keys, u16* values, int kv_dim, int start_pos,
+                                    int n_tokens) {
+    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long) n_tokens * kv_dim;
+    if (idx >= total) {
+        return;
+    }
+    long long dst = (long long) start_pos * kv_dim + idx;
+    keys[dst] = float_to_half(k[idx]);
+    values[dst] = float_to_half(v[idx]);
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_scores(const float* __restrict__ q, const u16* __restrict__ keys, float* __restrict__ scores, int n_heads,
+            int n_kv_heads, int head_dim, int start_pos, int n_tokens, float q_scale, float scale) {
+    __shared__ float qh[ATT_MAX_HEAD_DIM];
+    int chunk = blockIdx.x;
+    int h = blockIdx.y;
+    int t = blockIdx.z;
+    int len = start_pos + t + 1;
+    int s0 = chunk * ATT_CHUNK;
+    if (s0 >= len) {
+        return;
+    }
+    int max_len = start_pos + n_tokens;
+    int kv_dim = n_kv_heads * head_dim;
+    int kv_off = (h / (n_heads / n_kv_heads)) * head_dim;
+    const float* qr = q + ((long long) t * n_heads + h) * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        qh[d] = round_half(qr[d] * q_scale);  // phi3 scales q before the half-precision product
+    }
+    __syncthreads();
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int s1 = min(len, s0 + ATT_CHUNK);
+    float* out = scores + ((long long) t * n_heads + h) * max_len;
+    for (int s = s0 + warp; s < s1; s += ATT_THREADS / WARP) {
+        const u16* kr = keys + (long long) s * kv_dim + kv_off;
+        float acc = 0.0f;
+        for (int d = lane; d < head_dim; d += WARP) {
+            acc = fmaf(qh[d], half_to_float(kr[d]), acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            out[s] = acc * scale;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
+    __shared__ float maxes[32];
+    __shared__ double sums[32];
+    int h = blockIdx.x;
+    int t = blockIdx.y;
+    int len = start_pos + t + 1;
+    int max_len = start_pos + n_tokens;
+    float* row = scores + ((long long) t * n_heads + h) * max_len;
+    float m = NEG_INF;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        m = fmaxf(m, row[s]);
+    }
+    m = block_max(m, maxes);
+    double sum = 0.0;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        float e = (float) exp((double) (row[s] - m));
+        row[s] = e;
+        sum += e;
+    }
+    sum = block_sum_double(sum, sums);
+    float inv = (float) (1.0 / sum);
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        row[s] = round_half(row[s] * inv);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_values(const float* __restrict__ weights, const u16* __restrict__ values, float* __restrict__ partial,
+            float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int start_pos, int n_tokens) {
+    int chunk = blockIdx.x;
+    int chunks = gridDim.x;
+    int h = blockIdx.y;
+    int t = blockIdx.z;
+    int len = start_pos + t + 1;
+    int s0 = chunk * ATT_CHUNK;
+    int s1 = min(len, s0 + ATT_CHUNK);
+    int max_len = start_pos + n_tokens;
+    int kv_dim = n_kv_heads * head_dim;
+    int kv_off = (h / (n_heads / n_kv_heads)) * head_dim;
+    const float* w = weights + ((long long) t * n_heads + h) * max_len;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = s0; s < s1; s++) {
+            acc = fmaf(w[s], half_to_float(values[(long long) s * kv_dim + kv_off + d]), acc);
+        }
+        if (chunks == 1) {
+            out[((long long) t * n_heads + h) * head_dim + d] = acc;
+        } else {
+            partial[(((long long) t * n_heads + h) * chunks + chunk) * head_dim + d] = acc;
+        }
+    }
+}
+
+extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float* __restrict__ out, int n_heads,
+                                       int head_dim, int chunks) {
+    int h = blockIdx.x;
+    int t = blockIdx.y;
+    const float* p = partial + ((long long) t * n_heads + h) * chunks * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int c = 0; c < chunks; c++) {
+            acc += p[(long long) c * head_dim + d];  // chunks past this token's length wrote 0
+        }
+        out[((long long) t * n_heads + h) * head_dim + d] = acc;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise.
+
+extern "C" __global__ void swiglu(const float* gate, const float* up, float* out, long long n) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float g = gate[i];
+        float silu = g / (1.0f + (float) exp(-(double) g));
+        out[i] = silu * up[i];
+    }
+}
+
+extern "C" __global__ void add(const float* x, float* y, long long n) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        y[i] += x[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Greedy choice and entropy of the next-token distribution, so that only 24 bytes cross the bus:
+// result = { int token, int pad, double entropy (natural log), double top probability }.
+// One block of 1024. Ties go to the lowest token id. H = log Z - sum(e_i * d_i) / Z, d_i = z_i - max.
+
+extern "C" __global__ void __launch_bounds__(1024)
+argmax_entropy(const float* __restrict__ logits, int n, unsigned char* result) {
+    __shared__ float maxes[32];
+    __shared__ int ids[32];
+    __shared__ double sums[32];
+    float best = NEG_INF;
+    int best_id = 0x7fffffff;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = logits[i];
+        if (v > best) {  // i increases, so the first (lowest) id of a tie stays
+            best = v;
+            best_id = i;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        int oi = __shfl_xor_sync(0xffffffffu, best_id, o);
+        if (ov > best || (ov == best && oi < best_id)) {
+            best = ov;
+            best_id = oi;
+        }
+    }
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (lane == 0) {
+        maxes[warp] = best;
+        ids[warp] = best_id;
+    }
+    __syncthreads();
+    float m = NEG_INF;
+    int id = 0x7fffffff;
+    for (int w = 0; w < blockDim.x / WARP; w++) {
+        if (maxes[w] > m || (maxes[w] == m && ids[w] < id)) {
+            m = maxes[w];
+            id = ids[w];
+        }
+    }
+    double z = 0.0;
+    double weighted = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        double d = (double) logits[i] - (double) m;
+        double e = exp(d);
+        z += e;
+        weighted += e * d;
+    }
+    z = block_sum_double(z, sums);
+    weighted = block_sum_double(weighted, sums);
+    if (threadIdx.x == 0) {
+        double log_z = log(z);
+        double h = log_z - weighted / z;
+        *(int*) result = id;
+        *(int*) (result + 4) = 0;
+        *(double*) (result + 8) = h > 0.0 ? h : 0.0;
+        *(double*) (result + 16) = exp(-log_z);  // the top token's d is 0
+    }
+}

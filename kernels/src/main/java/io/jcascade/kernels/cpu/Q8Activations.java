@@ -1,0 +1,122 @@
+package io.jcascade.kernels.cpu;
+
+import io.jcascade.gguf.GgmlType;
+
+/**
+ * A reusable buffer of activations quantized to 8 bits as llama.cpp does before multiplying them
+ * with quantized weights: Q8_0 blocks of 32 for Q8_0/Q4_0 weights, Q8_K blocks of 256 for
+ * K-quants. The quants are kept widened to {@code int} (one load feeds the integer dot products
+ * without a conversion); the arrays grow to the largest matmul seen and are then reused, so
+ * quantizing allocates nothing in steady state.
+ *
+ * <p>Layout, for token {@code t} of a batch of rows of {@code n}: quants {@code q[t*n + i]};
+ * block scales (Q8_0: {@code d[t*(n/32) + b]}, the fp16-rounded scale of block b of 32; Q8_K:
+ * {@code d[t*(n/256) + b]}, the float scale of super-block b of 256); for Q8_K also {@code bsums[t*(n/16) + g]}, the sum of
+ * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}).
+ *
+ * <pre>{@code
+ * Q8Activations a = new Q8Activations();
+ * a.quantize(GgmlType.Q4_K, x, 0, dim, dim, 1);
+ * float y = Int8Dot.dot(w.type(), w.data(), 0, dim, a, 0);
+ * }</pre>
+ */
+final class Q8Activations {
+
+    int[] q = new int[0];
+    float[] d = new float[0];
+    int[] bsums = new int[0];
+    /** Elements per token row. */
+    int n;
+    /** Whether the blocks are Q8_K (else Q8_0). */
+    boolean k;
+
+    /** The activation block type that weights of {@code type} multiply with. */
+    static boolean usesQ8K(GgmlType type) {
+        return type.blockSize() == 256;
+    }
+
+    /**
+     * Quantizes {@code nTokens} rows of {@code n} floats, token t at {@code x[xOffset + t*xStride]},
+     * into the blocks that {@code weightType} multiplies with.
+     */
+    void quantize(GgmlType weightType, float[] x, int xOffset, int xStride, int n, int nTokens) {
+        this.n = n;
+        this.k = usesQ8K(weightType);
+        int total = n * nTokens;
+        if (q.length < total) {
+            q = new int[total];
+            d = new float[total / 32];
+            bsums = new int[total / 16];
+        }
+        for (int t = 0; t < nTokens; t++) {
+            if (k) {
+                quantizeQ8K(x, xOffset + t * xStride, t * n);
+            } else {
+                quantizeQ8_0(x, xOffset + t * xStride, t * n);
+            }
+        }
+    }
+
+    /**
+     * As ggml's {@code quantize_row_q8_0_ref}, which the llama.cpp build jcascade is tested against
+     * runs (its AVX2 variant computes {@code rint(x * (127 / amax))} instead and agreed less): per
+     * block of 32, {@code d = amax / 127} (stored as fp16), {@code q = roundf(x * (1 / d))}.
+     */
+    private void quantizeQ8_0(float[] x, int xo, int qo) {
+        for (int b = 0; b < n / 32; b++) {
+            int xb = xo + 32 * b;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) {
+                amax = Math.max(amax, Math.abs(x[xb + j]));
+            }
+            float dd = amax / 127f;
+            d[qo / 32 + b] = Float.float16ToFloat(Float.floatToFloat16(dd));
+            float id = dd != 0 ? 1f / dd : 0f;
+            for (int j = 0; j < 32; j++) {
+                // roundf: half away from zero
+                float v = x[xb + j] * id;
+                q[qo + 32 * b + j] = v < 0 ? -Math.round(-v) : Math.round(v);
+            }
+        }
+    }
+
+    /**
+     * As ggml's {@code quantize_row_q8_K}: per block of 256, {@code max} the element of largest
+     * magnitude (the first one on ties), {@code iscale = -127 / max},
+     * {@code q = min(127, nearest_int(iscale * x))} (nearest_int rounds half to even),
+     * {@code d = 1 / iscale}, and the sums of each 16 quants.
+     */
+    private void quantizeQ8K(float[] x, int xo, int qo) {
+        for (int b = 0; b < n / 256; b++) {
+            int xb = xo + 256 * b;
+            int qb = qo + 256 * b;
+            float max = 0, amax = 0;
+            for (int j = 0; j < 256; j++) {
+                float a = Math.abs(x[xb + j]);
+                if (a > amax) {
+                    amax = a;
+                    max = x[xb + j];
+                }
+            }
+            int db = qo / 256 + b;
+            if (amax == 0) {
+                d[db] = 0;
+                java.util.Arrays.fill(q, qb, qb + 256, 0);
+                java.util.Arrays.fill(bsums, qb / 16, qb / 16 + 16, 0);
+                continue;
+            }
+            float iscale = -127f / max;
+            for (int j = 0; j < 256; j++) {
+                q[qb + j] = Math.min(127, (int) Math.rint(iscale * x[xb + j]));
+            }
+            for (int g = 0; g < 16; g++) {
+                int s = 0;
+                for (int j = 0; j < 16; j++) {
+                    s += q[qb + 16 * g + j];
+                }
+                bsums[qb / 16 + g] = s;
+            }
+            d[db] = 1 / iscale;
+        }
+    }
+}

@@ -1,0 +1,739 @@
+package io.jcascade.kernels.cuda;
+
+import io.jcascade.gguf.GgmlType;
+import io.jcascade.kernels.Backend;
+import io.jcascade.kernels.WeightMatrix;
+import io.jcascade.kernels.cpu.ScalarKernels;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * The CUDA backend: the whole forward pass on one NVIDIA GPU, through the CUDA driver API called
+ * with FFM ({@link CudaDriver}). Weights are uploaded once in their ggml block layout (never
+ * dequantized; norms, being vectors, as float32), activations and the KV cache live in plain
+ * device allocations ({@code cuMemAlloc}, no managed memory), every kernel runs in order on one
+ * stream, and only token ids go in and logits (or, with {@link #argmaxEntropy}, one token id and
+ * its entropy) come out.
+ *
+ * <p>Numerics follow {@link io.jcascade.kernels.cpu.CpuBackend}: an f16 KV cache with the query
+ * and the attention weights rounded to half, RMSNorm and softmax summed in double, RoPE's angle
+ * stepped by float multiplication. Sums run in a different order, so results agree to float32
+ * rounding, not bit for bit.
+ *
+ * <p>The kernels come from {@code jcascade.cu}, prebuilt by nvcc into the jar (a cubin for
+ * sm_90a and PTX for compute_80 and newer), or compiled at start-up by NVRTC from the embedded
+ * source when the driver refuses the prebuilt ones (a driver older than the nvcc of the build)
+ * or the jar was built without nvcc. The system property {@code jcascade.cuda.kernels}
+ * ({@code auto}, {@code cubin}, {@code ptx}, {@code nvrtc}) forces one of them.
+ *
+ * <p>Device: property {@code jcascade.cuda.device} or environment {@code JCASCADE_CUDA_DEVICE}
+ * (an ordinal, default 0). All methods are synchronized: several generations may share the
+ * backend from several threads; their kernels queue on the one stream.
+ *
+ * <pre>{@code
+ * try (CudaBackend gpu = CudaBackend.open()) {        // CudaUnavailableException without a GPU
+ *     Backend.Weight w = gpu.weight(WeightMatrix.of(gguf.tensor("output.weight")));
+ *     ...
+ *     CudaBackend.TokenChoice next = gpu.argmaxEntropy(logits, vocab);
+ * }
+ * }</pre>
+ */
+public final class CudaBackend implements Backend {
+
+    /** Kernel module name: {@code jcascade.cu} and what nvcc made of it. */
+    static final String MODULE = "jcascade";
+    private static final String RESOURCE_DIR = "/io/jcascade/kernels/cuda/";
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    // Launch geometry; must match the #defines in jcascade.cu.
+    private static final int MM_WARPS = 4;
+    private static final int MM_TOKENS = 8;
+    private static final int ATT_CHUNK = 128;
+    private static final int ATT_THREADS = 128;
+    private static final int ATT_MAX_HEAD_DIM = 512;
+
+    private final CudaDriver cu;
+    private final int ordinal;
+    private final int device;
+    private final String deviceName;
+    private final int ccMajor;
+    private final int ccMinor;
+    private final MemorySegment context;
+    private final MemorySegment stream;
+    private final MemorySegment module;
+    private final String kernelSource;
+    private final Map<String, MemorySegment> functions = new HashMap<>();
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment argSlots;   // launch parameter values, 8 bytes each
+    private final MemorySegment argPointers; // void*[] pointing at the slots
+    private final MemorySegment startEvent;
+    private final MemorySegment stopEvent;
+    /** The backend whose context this thread last made current (contexts are per thread in CUDA). */
+    private static final ThreadLocal<CudaBackend> CURRENT = new ThreadLocal<>();
+
+    /** Every live device allocation, freed at close; tensors that became unreachable are freed on the next allocation. */
+    private final Set<Long> allocations = new HashSet<>();
+    private final ConcurrentLinkedQueue<Long> unreachable = new ConcurrentLinkedQueue<>();
+    private final Map<float[], Long> ropeFactors = new IdentityHashMap<>();
+    private final ScratchBuffer tokensDev = new ScratchBuffer();
+    private final ScratchBuffer scores = new ScratchBuffer();
+    private final ScratchBuffer partial = new ScratchBuffer();
+    private final ScratchBuffer choice = new ScratchBuffer();
+    private MemorySegment hostStaging;
+    private boolean closed;
+
+    /** Result of {@link #argmaxEntropy}: the greedy token, the entropy (natural log) and the greedy token's probability. */
+    public record TokenChoice(int token, double entropy, double probability) {}
+
+    private CudaBackend(CudaDriver cu, int ordinal) {
+        this.cu = cu;
+        this.ordinal = ordinal;
+        this.device = cu.device(ordinal);
+        this.deviceName = cu.deviceName(device);
+        this.ccMajor = cu.attribute(device, CudaDriver.ATTR_CC_MAJOR);
+        this.ccMinor = cu.attribute(device, CudaDriver.ATTR_CC_MINOR);
+        if (ccMajor < 8) {
+            throw new CudaUnavailableException(CudaUnavailableException.Kind.NO_DEVICE, "CUDA device " + ordinal
+                    + " (" + deviceName + ") has compute capability " + ccMajor + "." + ccMinor
+                    + "; jcascade's kernels need 8.0 (Ampere) or newer");
+        }
+        this.context = cu.primaryContextRetain(device);
+        boolean ok = false;
+        try {
+            cu.setCurrent(context);
+            CURRENT.set(this);
+            this.kernelSource = resourceText(MODULE + ".cu");
+            this.module = loadModule();
+            this.stream = cu.streamCreate();
+            this.startEvent = cu.eventCreate();
+            this.stopEvent = cu.eventCreate();
+            this.argSlots = arena.allocate(8L * 16, 8);
+            this.argPointers = arena.allocate(ValueLayout.ADDRESS, 16);
+            for (int i = 0; i < 16; i++) {
+                argPointers.setAtIndex(ValueLayout.ADDRESS, i, argSlots.asSlice(8L * i, 8));
+            }
+            ok = true;
+        } finally {
+            if (!ok) {
+                cu.primaryContextRelease(device);
+            }
+        }
+    }
+
+    /**
+     * Opens the device named by {@code jcascade.cuda.device} / {@code JCASCADE_CUDA_DEVICE} (default 0).
+     *
+     * @throws CudaUnavailableException with a one-line reason when there is no driver, no such
+     *     device, or no kernels that it can load
+     */
+    public static CudaBackend open() {
+        String sel = System.getProperty("jcascade.cuda.device", System.getenv("JCASCADE_CUDA_DEVICE"));
+        int ordinal;
+        try {
+            ordinal = sel == null || sel.isBlank() ? 0 : Integer.parseInt(sel.strip());
+        } catch (NumberFormatException e) {
+            throw new CudaUnavailableException(CudaUnavailableException.Kind.NO_DEVICE,
+                    "jcascade.cuda.device / JCASCADE_CUDA_DEVICE must be a device number, not \"" + sel + "\"");
+        }
+        return open(ordinal);
+    }
+
+    /** Opens CUDA device {@code ordinal}; see {@link #open()}. */
+    public static CudaBackend open(int ordinal) {
+        CudaDriver cu = CudaDriver.get();
+        int count = cu.deviceCount();
+        if (ordinal < 0 || ordinal >= count) {
+            throw new CudaUnavailableException(CudaUnavailableException.Kind.NO_DEVICE, "CUDA device " + ordinal
+                    + " does not exist (this machine has " + count + ")");
+        }
+        return new CudaBackend(cu, ordinal);
+    }
+
+    /**
+     * Why the CUDA backend cannot be opened here, without opening it (it loads the driver, no
+     * context): {@code null} when a driver and a device are present.
+     */
+    public static CudaUnavailableException unavailability() {
+        try {
+            CudaDriver.get();
+            return null;
+        } catch (CudaUnavailableException e) {
+            return e;
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    /** The device, e.g. {@code NVIDIA H100 80GB HBM3 (device 0, sm_90)}. */
+    public String deviceDescription() {
+        return deviceName + " (device " + ordinal + ", sm_" + ccMajor + ccMinor + ")";
+    }
+
+    // ---- kernel image ------------------------------------------------------------------------
+
+    private MemorySegment loadModule() {
+        String mode = System.getProperty("jcascade.cuda.kernels", "auto");
+        List<String> refused = new ArrayList<>();
+        MemorySegment[] out = new MemorySegment[1];
+        if (mode.equals("auto") || mode.equals("cubin")) {
+            String cubin = MODULE + ".sm_" + ccMajor + ccMinor + "a.cubin";
+            byte[] image = resourceBytes(cubin);
+            if (image == null) {
+                refused.add(cubin + ": not in this build");
+            } else if (tryLoad(image, cubin, out, refused)) {
+                return out[0];
+            }
+        }
+        if (mode.equals("auto") || mode.equals("ptx")) {
+            String ptx = MODULE + ".ptx";
+            byte[] image = resourceBytes(ptx);
+            if (image == null) {
+                refused.add(ptx + ": not in this build (built without nvcc)");
+            } else if (tryLoad(nulTerminated(image), ptx, out, refused)) {
+                return out[0];
+            }
+        }
+        if (mode.equals("auto") || mode.equals("nvrtc")) {
+            try {
+                byte[] ptx = Nvrtc.compile(kernelSource, MODULE + ".cu", ccMajor, ccMinor);
+                if (tryLoad(ptx, "NVRTC's PTX", out, refused)) {
+                    return out[0];
+                }
+            } catch (IllegalStateException e) {
+                refused.add("run-time compilation: " + e.getMessage());
+            }
+        }
+        throw new CudaUnavailableException(CudaUnavailableException.Kind.NO_KERNELS,
+                "no CUDA kernels could be loaded for " + deviceName + " (sm_" + ccMajor + ccMinor + ", driver "
+                        + versionString(cu.driverVersion()) + "): " + String.join("; ", refused));
+    }
+
+    private boolean tryLoad(byte[] image, String what, MemorySegment[] out, List<String> refused) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment seg = a.allocate(image.length, 16);
+            MemorySegment.copy(image, 0, seg, ValueLayout.JAVA_BYTE, 0, image.length);
+            int rc = cu.moduleLoadData(seg, out);
+            if (rc == 0) {
+                return true;
+            }
+            refused.add(what + ": " + cu.errorName(rc));
+            return false;
+        }
+    }
+
+    private static String versionString(int v) {
+        return v / 1000 + "." + (v % 1000) / 10;
+    }
+
+    private static byte[] nulTerminated(byte[] b) {
+        byte[] r = java.util.Arrays.copyOf(b, b.length + 1);
+        return r;
+    }
+
+    static byte[] resourceBytes(String name) {
+        try (InputStream in = CudaBackend.class.getResourceAsStream(RESOURCE_DIR + name)) {
+            return in == null ? null : in.readAllBytes();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    private static String resourceText(String name) {
+        byte[] b = resourceBytes(name);
+        return b == null ? "" : new String(b, StandardCharsets.UTF_8);
+    }
+
+    private MemorySegment fn(String name) {
+        return functions.computeIfAbsent(name, n -> cu.function(module, n));
+    }
+
+    /**
+     * Launches {@code name} on the stream; {@code args} are {@code Long} (device pointers, 64-bit
+     * integers), {@code Integer} or {@code Float}, in the kernel's parameter order.
+     */
+    private void launch(String name, int gx, int gy, int gz, int block, Object... args) {
+        if (gx == 0 || gy == 0 || gz == 0) {
+            return;
+        }
+        for (int i = 0; i < args.length; i++) {
+            long off = 8L * i;
+            switch (args[i]) {
+                case Long v -> argSlots.set(ValueLayout.JAVA_LONG, off, v);
+                case Integer v -> argSlots.set(ValueLayout.JAVA_INT, off, v);
+                case Float v -> argSlots.set(ValueLayout.JAVA_FLOAT, off, v);
+                default -> throw new IllegalArgumentException("kernel argument " + args[i]);
+            }
+        }
+        cu.launch(fn(name), gx, gy, gz, block, 1, 1, 0, stream, argPointers, name);
+    }
+
+    // ---- memory ------------------------------------------------------------------------------
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("the CUDA backend is closed");
+        }
+        if (CURRENT.get() != this) {
+            cu.setCurrent(context);
+            CURRENT.set(this);
+        }
+    }
+
+    private long alloc(long bytes) {
+        freeUnreachable();
+        long p = cu.memAlloc(Math.max(bytes, 4));
+        allocations.add(p);
+        return p;
+    }
+
+    private void free(long p) {
+        if (allocations.remove(p)) {
+            cu.memFree(p);
+        }
+    }
+
+    private void freeUnreachable() {
+        Long p;
+        while ((p = unreachable.poll()) != null) {
+            free(p);
+        }
+    }
+
+    /** A device buffer that grows to the largest size asked of it. */
+    private final class ScratchBuffer {
+        long ptr;
+        long bytes;
+
+        long atLeast(long need) {
+            if (need > bytes) {
+                if (ptr != 0) {
+                    cu.streamSynchronize(stream); // queued kernels may still read the old buffer
+                    free(ptr);
+                }
+                bytes = Math.max(need, bytes * 2);
+                ptr = alloc(bytes);
+            }
+            return ptr;
+        }
+    }
+
+    private MemorySegment staging(long bytes) {
+        if (hostStaging == null || hostStaging.byteSize() < bytes) {
+            hostStaging = arena.allocate(Math.max(bytes, 4096), 64);
+        }
+        return hostStaging;
+    }
+
+    static final class CudaTensor implements Tensor {
+        final long ptr;
+        final int size;
+        final CudaBackend owner;
+
+        CudaTensor(long ptr, int size, CudaBackend owner) {
+            this.ptr = ptr;
+            this.size = size;
+            this.owner = owner;
+        }
+
+        @Override
+        public int size() {
+            return size;
+        }
+    }
+
+    static final class CudaWeight implements Weight {
+        final long ptr;
+        final GgmlType type;
+        final int rows;
+        final int cols;
+        final long rowBytes;
+
+        CudaWeight(long ptr, GgmlType type, int rows, int cols, long rowBytes) {
+            this.ptr = ptr;
+            this.type = type;
+            this.rows = rows;
+            this.cols = cols;
+            this.rowBytes = rowBytes;
+        }
+
+        @Override
+        public int rows() {
+            return rows;
+        }
+
+        @Override
+        public int cols() {
+            return cols;
+        }
+    }
+
+    static final class CudaKvCache implements KvCache {
+        final long keys;   // half, [layer][pos][kvDim]
+        final long values;
+        final int layers;
+        final int capacity;
+        final int kvDim;
+
+        CudaKvCache(long keys, long values, int layers, int capacity, int kvDim) {
+            this.keys = keys;
+            this.values = values;
+            this.layers = layers;
+            this.capacity = capacity;
+            this.kvDim = kvDim;
+        }
+
+        @Override
+        public int capacity() {
+            return capacity;
+        }
+
+        long layerOffset(int layer) {
+            return (long) layer * capacity * kvDim * 2;
+        }
+    }
+
+    private <T> T track(T handle, long... ptrs) {
+        for (long p : ptrs) {
+            CLEANER.register(handle, () -> unreachable.add(p));
+        }
+        return handle;
+    }
+
+    private static String kernelSuffix(GgmlType type) {
+        return switch (type) {
+            case F32 -> "f32";
+            case F16 -> "f16";
+            case BF16 -> "bf16";
+            case Q8_0 -> "q8_0";
+            case Q4_0 -> "q4_0";
+            default -> null;
+        };
+    }
+
+    @Override
+    public synchronized Weight weight(WeightMatrix matrix) {
+        enter();
+        if (matrix.rows() == 1) {
+            // A norm's weights: dequantized once to float32, as the CPU backend does.
+            float[] v = new float[matrix.cols()];
+            new ScalarKernels().dequantizeRow(matrix, 0, v, 0);
+            long p = alloc(4L * v.length);
+            MemorySegment host = staging(4L * v.length);
+            MemorySegment.copy(v, 0, host, ValueLayout.JAVA_FLOAT, 0, v.length);
+            cu.copyHtoD(p, host, 4L * v.length);
+            return track(new CudaWeight(p, GgmlType.F32, 1, matrix.cols(), 4L * matrix.cols()), p);
+        }
+        if (kernelSuffix(matrix.type()) == null) {
+            throw new UnsupportedOperationException("the CUDA backend does not run " + matrix.type()
+                    + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        }
+        long bytes = matrix.rowBytes() * matrix.rows();
+        long p = alloc(bytes);
+        MemorySegment src = matrix.data().asSlice(0, bytes);
+        if (src.isNative()) {
+            cu.copyHtoD(p, src, bytes);
+        } else {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment tmp = a.allocate(bytes, 64);
+                tmp.copyFrom(src);
+                cu.copyHtoD(p, tmp, bytes);
+            }
+        }
+        return track(new CudaWeight(p, matrix.type(), matrix.rows(), matrix.cols(), matrix.rowBytes()), p);
+    }
+
+    @Override
+    public synchronized Tensor tensor(int size) {
+        enter();
+        long p = alloc(4L * size);
+        cu.memsetD32Async(p, 0, Math.max(size, 1), stream); // zeroed, like the CPU's new float[]
+        return track(new CudaTensor(p, size, this), p);
+    }
+
+    @Override
+    public synchronized KvCache kvCache(int layers, int capacity, int kvDim) {
+        enter();
+        long halves = Math.multiplyExact(Math.multiplyExact((long) layers, capacity), kvDim);
+        long keys = alloc(2 * halves + 4); // + 4: the memset below works in 32-bit words
+        long values = alloc(2 * halves + 4);
+        cu.memsetD32Async(keys, 0, (halves + 1) / 2, stream);
+        cu.memsetD32Async(values, 0, (halves + 1) / 2, stream);
+        return track(new CudaKvCache(keys, values, layers, capacity, kvDim), keys, values);
+    }
+
+    @Override
+    public synchronized void read(Tensor src, int srcOffset, float[] dst, int dstOffset, int length) {
+        enter();
+        CudaTensor t = tensor(src);
+        checkRange(t, srcOffset, length);
+        MemorySegment host = staging(4L * length);
+        cu.copyDtoHAsync(host, t.ptr + 4L * srcOffset, 4L * length, stream);
+        cu.streamSynchronize(stream);
+        MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, dst, dstOffset, length);
+    }
+
+    /** Copies {@code src[0..length)} from the host into the tensor at {@code dstOffset} (for tests and tools). */
+    public synchronized void write(float[] src, int srcOffset, Tensor dst, int dstOffset, int length) {
+        enter();
+        CudaTensor t = tensor(dst);
+        checkRange(t, dstOffset, length);
+        MemorySegment host = staging(4L * length);
+        MemorySegment.copy(src, srcOffset, host, ValueLayout.JAVA_FLOAT, 0, length);
+        cu.copyHtoDAsync(t.ptr + 4L * dstOffset, host, 4L * length, stream);
+        cu.streamSynchronize(stream);
+    }
+
+    /** Fills the first {@code length} floats of the tensor with {@code value} (tests poison outputs with NaN). */
+    public synchronized void fill(Tensor dst, int length, float value) {
+        enter();
+        CudaTensor t = tensor(dst);
+        checkRange(t, 0, length);
+        cu.memsetD32Async(t.ptr, Float.floatToRawIntBits(value), length, stream);
+    }
+
+    @Override
+    public synchronized void embed(Weight table, int[] tokens, int n, Tensor out) {
+        enter();
+        CudaWeight w = weight(table);
+        CudaTensor o = tensor(out);
+        checkRange(o, 0, n * w.cols);
+        MemorySegment host = staging(4L * n);
+        for (int t = 0; t < n; t++) {
+            if (tokens[t] < 0 || tokens[t] >= w.rows) {
+                throw new IllegalArgumentException("token id " + tokens[t] + " is outside the vocabulary of " + w.rows);
+            }
+            host.setAtIndex(ValueLayout.JAVA_INT, t, tokens[t]);
+        }
+        long ids = tokensDev.atLeast(4L * n);
+        cu.copyHtoDAsync(ids, host, 4L * n, stream); // pageable: the host buffer is free again on return
+        launch("embed_" + kernelSuffix(w.type), ceilDiv(w.cols, 256), n, 1, 256,
+                w.ptr, w.rowBytes, w.cols, ids, o.ptr);
+    }
+
+    @Override
+    public synchronized void rmsNorm(Tensor x, Weight norm, Tensor out, int nTokens, float eps) {
+        enter();
+        CudaWeight w = weight(norm);
+        CudaTensor xs = tensor(x);
+        CudaTensor os = tensor(out);
+        checkRange(xs, 0, nTokens * w.cols);
+        checkRange(os, 0, nTokens * w.cols);
+        launch("rms_norm", nTokens, 1, 1, 256, xs.ptr, w.ptr, os.ptr, w.cols, eps);
+    }
+
+    @Override
+    public synchronized void matmul(Weight w, Tensor x, Tensor out, int nTokens) {
+        enter();
+        CudaWeight m = weight(w);
+        CudaTensor xs = tensor(x);
+        CudaTensor os = tensor(out);
+        checkRange(xs, 0, nTokens * m.cols);
+        checkRange(os, 0, nTokens * m.rows);
+        launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,
+                MM_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols, xs.ptr, os.ptr, nTokens);
+    }
+
+    @Override
+    public synchronized void rope(Tensor x, int nHeads, int headDim, Rope rope, int startPos, int nTokens) {
+        enter();
+        CudaTensor xs = tensor(x);
+        checkRange(xs, 0, nTokens * nHeads * headDim);
+        int half = rope.dims() / 2;
+        float thetaScale = (float) Math.pow(rope.freqBase(), (double) (-2.0f / rope.dims()));
+        long factors = 0;
+        if (rope.freqFactors() != null) {
+            factors = ropeFactors.computeIfAbsent(rope.freqFactors(), f -> {
+                long p = alloc(4L * f.length);
+                MemorySegment host = staging(4L * f.length);
+                MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, 0, f.length);
+                cu.copyHtoD(p, host, 4L * f.length);
+                return p;
+            });
+        }
+        long total = (long) nTokens * nHeads * half;
+        launch("rope", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, xs.ptr, nHeads, headDim, rope.dims(),
+                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0, rope.freqScale());
+    }
+
+    @Override
+    public synchronized void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out,
+            int nHeads, int nKvHeads, int headDim, int startPos, int nTokens, float qScale, float kqScale) {
+        enter();
+        CudaKvCache c = (CudaKvCache) cache;
+        int kvDim = nKvHeads * headDim;
+        if (startPos + nTokens > c.capacity) {
+            throw new IllegalStateException("KV cache holds " + c.capacity + " positions, asked to fill up to "
+                    + (startPos + nTokens));
+        }
+        if (headDim > ATT_MAX_HEAD_DIM) {
+            throw new UnsupportedOperationException("the CUDA attention kernel handles heads of up to "
+                    + ATT_MAX_HEAD_DIM + " dimensions, not " + headDim);
+        }
+        CudaTensor qs = tensor(q);
+        CudaTensor ks = tensor(k);
+        CudaTensor vs = tensor(v);
+        CudaTensor os = tensor(out);
+        checkRange(qs, 0, nTokens * nHeads * headDim);
+        checkRange(ks, 0, nTokens * kvDim);
+        checkRange(vs, 0, nTokens * kvDim);
+        checkRange(os, 0, nTokens * nHeads * headDim);
+        long keys = c.keys + c.layerOffset(layer);
+        long values = c.values + c.layerOffset(layer);
+        long n = (long) nTokens * kvDim;
+        launch("kv_store", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ks.ptr, vs.ptr, keys, values, kvDim,
+                startPos, nTokens);
+        int maxLen = startPos + nTokens;
+        int chunks = ceilDiv(maxLen, ATT_CHUNK);
+        long sc = scores.atLeast(4L * nTokens * nHeads * maxLen);
+        launch("attn_scores", chunks, nHeads, nTokens, ATT_THREADS, qs.ptr, keys, sc, nHeads, nKvHeads, headDim,
+                startPos, nTokens, qScale, kqScale);
+        launch("attn_softmax", nHeads, nTokens, 1, 256, sc, nHeads, startPos, nTokens);
+        long part = chunks > 1 ? partial.atLeast(4L * nTokens * nHeads * chunks * headDim) : 0L;
+        launch("attn_values", chunks, nHeads, nTokens, ATT_THREADS, sc, values, part, os.ptr, nHeads, nKvHeads,
+                headDim, startPos, nTokens);
+        if (chunks > 1) {
+            launch("attn_reduce", nHeads, nTokens, 1, Math.min(headDim, 256) + 31 & ~31, part, os.ptr, nHeads,
+                    headDim, chunks);
+        }
+    }
+
+    @Override
+    public synchronized void swiglu(Tensor gate, Tensor up, Tensor out, int n) {
+        enter();
+        CudaTensor g = tensor(gate);
+        CudaTensor u = tensor(up);
+        CudaTensor o = tensor(out);
+        checkRange(g, 0, n);
+        checkRange(u, 0, n);
+        checkRange(o, 0, n);
+        launch("swiglu", ceilDiv(n, 256), 1, 1, 256, g.ptr, u.ptr, o.ptr, (long) n);
+    }
+
+    @Override
+    public synchronized void add(Tensor x, Tensor y, int n) {
+        enter();
+        CudaTensor xs = tensor(x);
+        CudaTensor ys = tensor(y);
+        checkRange(xs, 0, n);
+        checkRange(ys, 0, n);
+        launch("add", ceilDiv(n, 256), 1, 1, 256, xs.ptr, ys.ptr, (long) n);
+    }
+
+    @Override
+    public synchronized void copyRow(Tensor src, int row, Tensor dst, int width) {
+        enter();
+        CudaTensor s = tensor(src);
+        CudaTensor d = tensor(dst);
+        checkRange(s, row * width, width);
+        checkRange(d, 0, width);
+        cu.copyDtoDAsync(d.ptr, s.ptr + 4L * row * width, 4L * width, stream);
+    }
+
+    /**
+     * The greedy next token and the entropy of the distribution {@code softmax(logits[0..n))}, computed
+     * on the device, so that 24 bytes cross the bus instead of the logits. Ties go to the lowest id.
+     */
+    public synchronized TokenChoice argmaxEntropy(Tensor logits, int n) {
+        enter();
+        CudaTensor l = tensor(logits);
+        checkRange(l, 0, n);
+        long res = choice.atLeast(24);
+        launch("argmax_entropy", 1, 1, 1, 1024, l.ptr, n, res);
+        MemorySegment host = staging(24);
+        cu.copyDtoHAsync(host, res, 24, stream);
+        cu.streamSynchronize(stream);
+        return new TokenChoice(host.get(ValueLayout.JAVA_INT, 0), host.get(ValueLayout.JAVA_DOUBLE, 8),
+                host.get(ValueLayout.JAVA_DOUBLE, 16));
+    }
+
+    /** Waits for everything queued so far; surfaces an asynchronous kernel fault as a {@link CudaException}. */
+    public synchronized void synchronize() {
+        enter();
+        cu.streamSynchronize(stream);
+    }
+
+    /** Runs {@code work} (backend calls) and returns the device time it took in milliseconds, measured with events. */
+    public float timeMillis(Runnable work) {
+        synchronized (this) {
+            enter();
+            cu.eventRecord(startEvent, stream);
+        }
+        work.run();
+        synchronized (this) {
+            enter();
+            cu.eventRecord(stopEvent, stream);
+            cu.eventSynchronize(stopEvent);
+            return cu.eventElapsedMillis(startEvent, stopEvent);
+        }
+    }
+
+    private CudaTensor tensor(Tensor t) {
+        if (!(t instanceof CudaTensor c) || c.owner != this) {
+            throw new IllegalArgumentException("tensor does not belong to this CUDA backend");
+        }
+        return c;
+    }
+
+    private static CudaWeight weight(Weight w) {
+        if (!(w instanceof CudaWeight c)) {
+            throw new IllegalArgumentException("weight does not belong to a CUDA backend");
+        }
+        return c;
+    }
+
+    private static void checkRange(CudaTensor t, int offset, int length) {
+        if (offset < 0 || length < 0 || (long) offset + length > t.size) {
+            throw new IndexOutOfBoundsException("floats [" + offset + ", " + ((long) offset + length)
+                    + ") of a tensor of " + t.size);
+        }
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    private static long ceilDiv(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        cu.setCurrent(context);
+        CURRENT.remove();
+        try {
+            cu.streamSynchronize(stream);
+        } finally {
+            closed = true;
+            for (long p : allocations) {
+                cu.memFree(p);
+            }
+            allocations.clear();
+            unreachable.clear();
+            cu.eventDestroy(startEvent);
+            cu.eventDestroy(stopEvent);
+            cu.streamDestroy(stream);
+            cu.moduleUnload(module);
+            cu.primaryContextRelease(device);
+            arena.close();
+        }
+    }
+}

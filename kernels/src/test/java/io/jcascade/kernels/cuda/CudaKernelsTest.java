@@ -1,0 +1,327 @@
+package io.jcascade.kernels.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.jcascade.gguf.GgmlType;
+import io.jcascade.kernels.Backend;
+import io.jcascade.kernels.Backend.Tensor;
+import io.jcascade.kernels.Backend.Weight;
+import io.jcascade.kernels.WeightMatrix;
+import io.jcascade.kernels.cpu.CpuBackend;
+import io.jcascade.kernels.cpu.ScalarKernels;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Every CUDA kernel against the CPU backend running the reference {@link ScalarKernels} (sums in
+ * double), on fresh random inputs, with each output poisoned with NaN before the run so that an
+ * element the kernel forgets to write fails. Skips, through {@link CudaTestSupport}, where there
+ * is no CUDA driver or device.
+ */
+class CudaKernelsTest {
+
+    private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private static CudaBackend gpu;
+    private static CpuBackend cpu;
+    private static final ScalarKernels REF = new ScalarKernels();
+    private final Random rnd = new Random(System.nanoTime());
+
+    @BeforeAll
+    static void open() {
+        gpu = CudaTestSupport.backendOrNull();
+        cpu = new CpuBackend(new ScalarKernels());
+    }
+
+    @BeforeEach
+    void needsGpu() {
+        CudaTestSupport.assumeGpu(); // each test reports itself skipped, with the reason
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) {
+            gpu.close();
+        }
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    private float[] gaussian(int n, double sigma) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (rnd.nextGaussian() * sigma);
+        }
+        return a;
+    }
+
+    /** A random matrix in ggml's layout, at an odd offset of native memory as a GGUF slice may be. */
+    private WeightMatrix randomMatrix(GgmlType type, int rows, int cols) {
+        long bytes = type.rowBytes(cols) * rows;
+        MemorySegment seg = Arena.ofAuto().allocate(bytes + 64, 64).asSlice(32, bytes);
+        long n = (long) rows * cols;
+        switch (type) {
+            case F32 -> {
+                for (long i = 0; i < n; i++) {
+                    seg.set(F32_LE, 4 * i, (float) rnd.nextGaussian() * 0.05f);
+                }
+            }
+            case F16 -> {
+                for (long i = 0; i < n; i++) {
+                    seg.set(I16_LE, 2 * i, Float.floatToFloat16((float) rnd.nextGaussian() * 0.05f));
+                }
+            }
+            case BF16 -> {
+                for (long i = 0; i < n; i++) {
+                    seg.set(I16_LE, 2 * i, (short) (Float.floatToRawIntBits((float) rnd.nextGaussian() * 0.05f) >>> 16));
+                }
+            }
+            case Q8_0, Q4_0 -> {
+                int bs = type.typeSize();
+                byte[] qs = new byte[bs - 2];
+                for (long b = 0; b < n / 32; b++) {
+                    float d = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-4) * (rnd.nextInt(8) == 0 ? -1 : 1);
+                    seg.set(I16_LE, b * bs, Float.floatToFloat16(d));
+                    rnd.nextBytes(qs);
+                    MemorySegment.copy(qs, 0, seg, ValueLayout.JAVA_BYTE, b * bs + 2, qs.length);
+                }
+            }
+            default -> throw new IllegalArgumentException(type.toString());
+        }
+        return new WeightMatrix(type, seg, rows, cols);
+    }
+
+    private Tensor onGpu(float[] data) {
+        Tensor t = gpu.tensor(data.length);
+        gpu.write(data, 0, t, 0, data.length);
+        return t;
+    }
+
+    /** A CPU tensor holding {@code data}, written through {@code embed} of a one-row F32 table (the seam has no write). */
+    private static Tensor onCpu(float[] data) {
+        MemorySegment seg = Arena.ofAuto().allocate(4L * data.length, 64);
+        MemorySegment.copy(data, 0, seg, F32_LE, 0, data.length);
+        Weight row = cpu.weight(new WeightMatrix(GgmlType.F32, seg, 1, data.length));
+        Tensor t = cpu.tensor(data.length);
+        cpu.embed(row, new int[] {0}, 1, t);
+        return t;
+    }
+
+    private static Tensor poisoned(int n) {
+        Tensor t = gpu.tensor(n);
+        gpu.fill(t, n, Float.NaN);
+        return t;
+    }
+
+    private static float[] read(Backend b, Tensor t, int n) {
+        float[] out = new float[n];
+        b.read(t, 0, out, 0, n);
+        return out;
+    }
+
+    /** |got - want| <= rel * scale[i] + abs for every element, with NaN failing. */
+    private static void assertClose(String what, float[] got, float[] want, float[] scale, double rel, double abs) {
+        assertThat(got).hasSameSizeAs(want);
+        for (int i = 0; i < want.length; i++) {
+            double bound = rel * (scale == null ? Math.abs(want[i]) : scale[i]) + abs;
+            if (!(Math.abs(got[i] - want[i]) <= bound)) {
+                fail(what + ": element " + i + " is " + got[i] + ", the CPU says " + want[i] + " (bound " + bound + ")");
+            }
+        }
+    }
+
+    // ---- kernels -----------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "{0} {1}x{2}, {3} tokens")
+    @CsvSource({
+        "F32, 37, 50, 1", "F32, 64, 64, 9", "F16, 100, 96, 1", "F16, 33, 256, 17", "BF16, 70, 128, 3",
+        "Q8_0, 131, 288, 1", "Q8_0, 64, 512, 8", "Q8_0, 5, 32, 33", "Q4_0, 257, 256, 1", "Q4_0, 96, 768, 12",
+    })
+    void matmulMatchesTheCpu(GgmlType type, int rows, int cols, int nTokens) {
+        WeightMatrix m = randomMatrix(type, rows, cols);
+        float[] x = gaussian(nTokens * cols, 1.0);
+        float[] want = new float[nTokens * rows];
+        REF.matmul(m, x, 0, cols, want, 0, rows, nTokens);
+        // The error of a float32 dot product grows with the sum of |w_i x_i|, not with the result.
+        float[] scale = new float[want.length];
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            REF.dequantizeRow(m, r, row, 0);
+            for (int t = 0; t < nTokens; t++) {
+                double s = 0;
+                for (int c = 0; c < cols; c++) {
+                    s += Math.abs(row[c] * x[t * cols + c]);
+                }
+                scale[t * rows + r] = (float) s;
+            }
+        }
+        Weight w = gpu.weight(m);
+        Tensor out = poisoned(nTokens * rows);
+        gpu.matmul(w, onGpu(x), out, nTokens);
+        assertClose("matmul " + type, read(gpu, out, want.length), want, scale, 1e-5 * Math.sqrt(cols), 1e-30);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    void embedDequantizesExactly(GgmlType type) {
+        int rows = 50;
+        int cols = 96;
+        WeightMatrix m = randomMatrix(type, rows, cols);
+        int[] tokens = {7, 0, 49, 7, 13};
+        float[] want = new float[tokens.length * cols];
+        for (int t = 0; t < tokens.length; t++) {
+            REF.dequantizeRow(m, tokens[t], want, t * cols);
+        }
+        Tensor out = poisoned(want.length);
+        gpu.embed(gpu.weight(m), tokens, tokens.length, out);
+        assertThat(read(gpu, out, want.length)).containsExactly(want);
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 5})
+    void rmsNormMatchesTheCpu(int nTokens) {
+        int n = 288;
+        float[] x = gaussian(nTokens * n, 3.0);
+        float[] w = gaussian(n, 1.0);
+        float[] want = new float[x.length];
+        for (int t = 0; t < nTokens; t++) {
+            REF.rmsNorm(x, t * n, w, want, t * n, n, 1e-5f);
+        }
+        MemorySegment seg = Arena.ofAuto().allocate(4L * n, 64);
+        MemorySegment.copy(w, 0, seg, F32_LE, 0, n);
+        Weight norm = gpu.weight(new WeightMatrix(GgmlType.F32, seg, 1, n));
+        Tensor out = poisoned(x.length);
+        gpu.rmsNorm(onGpu(x), norm, out, nTokens, 1e-5f);
+        assertClose("rmsNorm", read(gpu, out, x.length), want, null, 2e-6, 1e-30);
+        // In place, as the forward pass does for the last row.
+        Tensor inPlace = onGpu(x);
+        gpu.rmsNorm(inPlace, norm, inPlace, nTokens, 1e-5f);
+        assertClose("rmsNorm in place", read(gpu, inPlace, x.length), want, null, 2e-6, 1e-30);
+    }
+
+    @ParameterizedTest(name = "neox={0}, factors={1}, dims={2}, pos={3}")
+    @CsvSource({"false, false, 64, 0", "false, false, 64, 1000", "true, false, 64, 77", "true, true, 32, 4000",
+        "false, true, 48, 123"})
+    void ropeMatchesTheCpu(boolean neox, boolean factors, int dims, int startPos) {
+        int nHeads = 3;
+        int headDim = 64;
+        int nTokens = 4;
+        float[] ff = null;
+        if (factors) {
+            ff = new float[dims / 2];
+            for (int i = 0; i < ff.length; i++) {
+                ff[i] = 1 + rnd.nextFloat() * 7;
+            }
+        }
+        Backend.Rope rope = new Backend.Rope(dims, 10000f, ff, neox);
+        float[] x = gaussian(nTokens * nHeads * headDim, 1.0);
+        float[] want = x.clone();
+        for (int t = 0; t < nTokens; t++) {
+            REF.rope(want, t * nHeads * headDim, nHeads, headDim, dims, startPos + t, 10000f, ff, neox);
+        }
+        Tensor g = onGpu(x);
+        gpu.rope(g, nHeads, headDim, rope, startPos, nTokens);
+        float[] got = read(gpu, g, x.length);
+        float[] scale = new float[x.length];
+        java.util.Arrays.fill(scale, 1f);
+        assertClose("rope", got, want, scale, 2e-6, 0);
+    }
+
+    @ParameterizedTest(name = "heads {0}/{1}, headDim {2}")
+    @CsvSource({"4, 2, 64", "6, 6, 48", "8, 1, 128"})
+    void attentionMatchesTheCpuThroughPrefillAndDecode(int nHeads, int nKvHeads, int headDim) {
+        int capacity = 400;
+        int layers = 2;
+        int layer = 1;
+        int kvDim = nKvHeads * headDim;
+        int qDim = nHeads * headDim;
+        Backend.KvCache gc = gpu.kvCache(layers, capacity, kvDim);
+        Backend.KvCache cc = cpu.kvCache(layers, capacity, kvDim);
+        int pos = 0;
+        // A prompt in one chunk, a batch that crosses the 128-position chunk boundary, then decode steps.
+        for (int n : new int[] {13, 150, 1, 1, 120, 1}) {
+            float[] q = gaussian(n * qDim, 1.0);
+            float[] k = gaussian(n * kvDim, 1.0);
+            float[] v = gaussian(n * kvDim, 1.0);
+            Tensor cOut = cpu.tensor(n * qDim);
+            cpu.attention(onCpu(q), onCpu(k), onCpu(v), cc, layer, cOut, nHeads, nKvHeads, headDim, pos, n);
+            float[] want = read(cpu, cOut, n * qDim);
+            Tensor gOut = poisoned(n * qDim);
+            gpu.attention(onGpu(q), onGpu(k), onGpu(v), gc, layer, gOut, nHeads, nKvHeads, headDim, pos, n);
+            float[] got = read(gpu, gOut, n * qDim);
+            // The weights are rounded to half after a softmax summed in another order: one weight
+            // may land one half-ulp (2^-11 relative) away, so bound by the values' magnitude.
+            float[] scale = new float[want.length];
+            java.util.Arrays.fill(scale, 4f);
+            assertClose("attention at " + pos + " (+" + n + ")", got, want, scale, 1e-3, 0);
+            pos += n;
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 1000, 65537})
+    void swigluAndAddMatchTheCpu(int n) {
+        float[] gate = gaussian(n, 4.0);
+        float[] up = gaussian(n, 1.0);
+        float[] want = new float[n];
+        REF.swiglu(gate, 0, up, 0, want, 0, n);
+        Tensor out = poisoned(n);
+        gpu.swiglu(onGpu(gate), onGpu(up), out, n);
+        assertClose("swiglu", read(gpu, out, n), want, null, 1e-6, 1e-30);
+
+        float[] y = gaussian(n, 1.0);
+        float[] sum = y.clone();
+        REF.add(gate, 0, sum, 0, n);
+        Tensor gy = onGpu(y);
+        gpu.add(onGpu(gate), gy, n);
+        assertThat(read(gpu, gy, n)).containsExactly(sum);
+    }
+
+    @org.junit.jupiter.api.Test
+    void copyRowCopiesOneRow() {
+        float[] x = gaussian(5 * 40, 1.0);
+        Tensor dst = poisoned(40);
+        gpu.copyRow(onGpu(x), 3, dst, 40);
+        assertThat(read(gpu, dst, 40)).containsExactly(java.util.Arrays.copyOfRange(x, 120, 160));
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 512, 32000, 128256})
+    void argmaxAndEntropyMatchTheHost(int n) {
+        float[] logits = gaussian(n, 5.0);
+        if (n > 10) {
+            logits[n / 3] = logits[n / 2] = 40f; // a tie: the lower id wins
+        }
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (logits[i] > logits[best]) {
+                best = i;
+            }
+        }
+        double m = logits[best];
+        double z = 0;
+        double weighted = 0;
+        for (float l : logits) {
+            double d = l - m;
+            z += Math.exp(d);
+            weighted += Math.exp(d) * d;
+        }
+        double entropy = Math.max(0, Math.log(z) - weighted / z);
+        CudaBackend.TokenChoice c = gpu.argmaxEntropy(onGpu(logits), n);
+        assertThat(c.token()).isEqualTo(best);
+        assertThat(c.entropy()).isCloseTo(entropy, org.assertj.core.data.Offset.offset(1e-9 + 1e-9 * entropy));
+        assertThat(c.probability()).isCloseTo(1 / z, org.assertj.core.data.Offset.offset(1e-12));
+    }
+}
