@@ -29,7 +29,8 @@ import picocli.CommandLine.Command;
 @Command(name = "jcascade", mixinStandardHelpOptions = true, versionProvider = JCascade.Version.class,
         description = "LLM inference and model cascades in pure Java.",
         subcommands = {GenerateCommand.class, ChatCommand.class, TokenizeCommand.class, CascadeCommand.class,
-            ServeCommand.class, QuantizeCommand.class, SynthCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+            ServeCommand.class, QuantizeCommand.class, SynthCommand.class, InspectCommand.class, BenchCommand.class,
+            CommandLine.HelpCommand.class})
 public final class JCascade {
 
     public static void main(String[] args) {

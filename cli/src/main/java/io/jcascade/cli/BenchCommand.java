@@ -1,0 +1,190 @@
+package io.jcascade.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jcascade.cli.JCascade.CliException;
+import io.jcascade.engine.ModelOptions;
+import io.jcascade.engine.model.Llama;
+import io.jcascade.engine.model.ModelConfig;
+import io.jcascade.gguf.GgufFile;
+import io.jcascade.gguf.GgufTensor;
+import io.jcascade.kernels.Backend;
+import io.jcascade.kernels.Backends;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jcascade bench}: prefill and decode speed of a model, as {@code llama-bench} reports it.
+ *
+ * <p>One run processes a prompt of {@code --prompt-tokens} token ids from an empty cache (prefill),
+ * then generates {@code --gen-tokens} tokens greedily after it, one forward pass each (decode),
+ * never stopping at an end-of-sequence token. The prompt is fixed pseudo-random token ids (no
+ * tokenizer, no text), so the figures do not depend on what the model would say. An untimed
+ * warm-up run comes first (it lets the JIT compile the kernels), then {@code --repetitions} timed
+ * runs; the figures are their mean and standard deviation.
+ *
+ * <pre>
+ * ./jcascade bench --model models/stories260K.gguf --threads 2
+ * ./jcascade bench --model model.gguf --prompt-tokens 512 --gen-tokens 128 --json
+ * </pre>
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Measure prefill and decode speed (tokens/s) of a model, like llama-bench.")
+final class BenchCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "FILE", description = "GGUF model file")
+    Path model;
+
+    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+            description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE})")
+    int threads;
+
+    @Option(names = "--prompt-tokens", defaultValue = "512", paramLabel = "N",
+            description = "prompt length for the prefill figure (default: ${DEFAULT-VALUE})")
+    int promptTokens;
+
+    @Option(names = "--gen-tokens", defaultValue = "128", paramLabel = "N",
+            description = "tokens generated after the prompt for the decode figure (default: ${DEFAULT-VALUE})")
+    int genTokens;
+
+    @Option(names = "--repetitions", defaultValue = "3", paramLabel = "N",
+            description = "timed runs after the warm-up run (default: ${DEFAULT-VALUE})")
+    int repetitions;
+
+    @Option(names = "--backend", defaultValue = "auto", paramLabel = "B",
+            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE})")
+    String backend;
+
+    @Option(names = "--json", description = "print one JSON line instead of the table")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (promptTokens < 1 || genTokens < 1) {
+            throw new CliException("--prompt-tokens and --gen-tokens must be at least 1");
+        }
+        if (threads < 0) {
+            throw new CliException("--threads must be >= 0");
+        }
+        if (repetitions < 1) {
+            throw new CliException("--repetitions must be at least 1");
+        }
+        if (!Backends.NAMES.contains(backend)) {
+            throw new CliException("unknown --backend " + backend + "; choose cpu, cuda or auto");
+        }
+        ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads);
+        int nThreads = options.resolvedThreads();
+        try (GgufFile gguf = GgufFile.open(model)) {
+            ModelConfig config = ModelConfig.from(gguf);
+            if (promptTokens + genTokens > config.contextLength()) {
+                throw new CliException("--prompt-tokens + --gen-tokens = " + (promptTokens + genTokens)
+                        + " exceeds the model's context of " + config.contextLength());
+            }
+            try (Backend b = Backends.create(backend, nThreads)) {
+                Llama llama = Llama.load(gguf, config, b);
+                int[] prompt = prompt(promptTokens, config.vocabSize());
+                run(llama, prompt, options.batchSize()); // warm-up, not reported
+                double[] prefill = new double[repetitions];
+                double[] decode = new double[repetitions];
+                for (int i = 0; i < repetitions; i++) {
+                    long[] nanos = run(llama, prompt, options.batchSize());
+                    prefill[i] = promptTokens / (nanos[0] / 1e9);
+                    decode[i] = genTokens / (nanos[1] / 1e9);
+                }
+                report(b.name(), nThreads, prefill, decode, gguf);
+            }
+        }
+        return 0;
+    }
+
+    /** One run: the prompt from an empty cache, then {@code genTokens} greedy tokens; the two times in ns. */
+    private long[] run(Llama llama, int[] prompt, int batchSize) {
+        float[] logits = new float[llama.config().vocabSize()];
+        Llama.State state = llama.newState(prompt.length + genTokens, batchSize);
+        long start = System.nanoTime();
+        llama.forward(state, prompt, prompt.length, 0, logits);
+        long prefilled = System.nanoTime();
+        int[] next = new int[1];
+        for (int i = 0; i < genTokens; i++) {
+            // Greedy, and whatever the token is (end-of-sequence included) it goes on.
+            next[0] = argmax(logits);
+            llama.forward(state, next, 1, prompt.length + i, logits);
+        }
+        long end = System.nanoTime();
+        return new long[] {prefilled - start, end - prefilled};
+    }
+
+    private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf)
+            throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            ObjectNode o = new ObjectMapper().createObjectNode();
+            o.put("prefill_tokens_per_s", round(mean(prefill)));
+            o.put("decode_tokens_per_s", round(mean(decode)));
+            o.put("prompt_tokens", promptTokens);
+            o.put("gen_tokens", genTokens);
+            o.put("threads", nThreads);
+            o.put("backend", backendName);
+            out.println(new ObjectMapper().writeValueAsString(o));
+        } else {
+            long bytes = 0;
+            for (GgufTensor t : gguf.tensors()) {
+                bytes += t.byteSize();
+            }
+            out.printf("model: %s (%.1f MiB)  backend: %s  threads: %d%n", model, bytes / 1048576.0, backendName,
+                    nThreads);
+            out.printf("%-8s %10s  %s%n", "test", "tokens/s", "(mean ± sd of " + repetitions
+                    + " runs after 1 warm-up run)");
+            out.printf("%-8s %10.2f ± %.2f%n", "pp" + promptTokens, mean(prefill), sd(prefill));
+            out.printf("%-8s %10.2f ± %.2f%n", "tg" + genTokens, mean(decode), sd(decode));
+        }
+        out.flush();
+    }
+
+    /** Fixed pseudo-random token ids, none below 3 (unk, bos, eos in most vocabularies) nor among Llama 3's special tokens. */
+    static int[] prompt(int n, int vocabSize) {
+        Random r = new Random(1);
+        int hi = Math.min(vocabSize, 128000);
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = hi > 3 ? 3 + r.nextInt(hi - 3) : r.nextInt(vocabSize);
+        }
+        return ids;
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private static double mean(double[] v) {
+        return Arrays.stream(v).average().orElse(0);
+    }
+
+    private static double sd(double[] v) {
+        if (v.length < 2) {
+            return 0;
+        }
+        double m = mean(v);
+        return Math.sqrt(Arrays.stream(v).map(x -> (x - m) * (x - m)).sum() / (v.length - 1));
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 100) / 100.0;
+    }
+}

@@ -1,0 +1,64 @@
+package io.jcascade.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jcascade.cli.CliTest.Run;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** {@code jcascade bench} on stories260K with tiny settings: the output's shape, never its speed. */
+class BenchCommandTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void jsonIsOneLineWithExactlyTheDocumentedFields() throws Exception {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json");
+        assertThat(r.exit()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().filter(l -> !l.isBlank()).toList();
+        assertThat(lines).hasSize(1);
+        JsonNode o = JSON.readTree(lines.get(0));
+        List<String> fields = new ArrayList<>();
+        o.fieldNames().forEachRemaining(fields::add);
+        assertThat(fields).containsExactlyInAnyOrder("prefill_tokens_per_s", "decode_tokens_per_s", "prompt_tokens",
+                "gen_tokens", "threads", "backend");
+        assertThat(o.get("prefill_tokens_per_s").isNumber()).isTrue();
+        assertThat(o.get("prefill_tokens_per_s").asDouble()).isPositive();
+        assertThat(o.get("decode_tokens_per_s").isNumber()).isTrue();
+        assertThat(o.get("decode_tokens_per_s").asDouble()).isPositive();
+        assertThat(o.get("prompt_tokens").asInt()).isEqualTo(8);
+        assertThat(o.get("gen_tokens").asInt()).isEqualTo(4);
+        assertThat(o.get("threads").asInt()).isEqualTo(1);
+        assertThat(o.get("backend").asText()).isEqualTo("cpu");
+    }
+
+    @Test
+    void tableNamesTheTestsAndTheRepetitions() {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "2");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("pp8").contains("tg4").contains("2 runs after 1 warm-up run")
+                .contains("threads: 1");
+    }
+
+    @Test
+    void refusesMoreTokensThanTheContext() {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--prompt-tokens",
+                "2000", "--gen-tokens", "100", "--json");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("exceeds the model's context of 2048");
+    }
+
+    @Test
+    void rejectsNonsense() {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--gen-tokens", "0");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("--gen-tokens must be at least 1");
+        Run missing = CliTest.run("bench", "--model", "no-such.gguf");
+        assertThat(missing.exit()).isEqualTo(1);
+        assertThat(missing.err()).contains("no such file");
+    }
+}
