@@ -7,6 +7,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -39,6 +40,150 @@ final class Int8Dot {
     private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
     private Int8Dot() {
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Q8_0 / Q4_0 in 16-bit lanes (AVX-512 class machines)
+    //
+    // Per block of 32: the weight quants are widened to shorts (B2S), multiplied with the
+    // activation quants kept as shorts ({@link Q8Activations#qs}) in 16-bit lanes (|w*x| <= 128*127
+    // fits), pair-summed or widened into 16 int lanes, converted to float and multiply-added with
+    // the broadcast block scale d_w * d_x into 16 float accumulators. Nothing is reduced across
+    // lanes until the end of the row. Integer sums are exact; only the float summation order
+    // differs from ggml's (per lane instead of per block), a relative difference of a few ulps of
+    // the sum of |terms| (well inside Int8MatmulTest's 1e-5 * magnitude bound).
+
+    /** Whether the 16-bit-lane kernels below run natively (512-bit vectors); otherwise the 8-lane ones. */
+    static final boolean WIDE = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 512;
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Short> S512 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+    private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
+
+    /** Whether {@link #rowTokens} handles {@code type} (else use {@link #dot} per token). */
+    static boolean wide(GgmlType type) {
+        return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0);
+    }
+
+    /**
+     * The row at byte {@code off} (Q8_0 or Q4_0, {@code n} columns) against tokens
+     * {@code [t0, t1)} of {@code a}; token t's result goes to {@code out[o + t*os]}. Four tokens at a
+     * time share each decoded weight block.
+     */
+    static void rowTokens(GgmlType type, MemorySegment seg, long off, int n, Q8Activations a, int t0, int t1,
+            float[] out, int o, int os) {
+        int nb = n / 32;
+        int t = t0;
+        if (type == GgmlType.Q8_0) {
+            for (; t + 4 <= t1; t += 4) {
+                dotQ8_0x4(seg, off, nb, a.qs, t * n, n, a.d, t * nb, nb, out, o + t * os, os);
+            }
+            for (; t < t1; t++) {
+                out[o + t * os] = dotQ8_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
+            }
+        } else {
+            for (; t + 4 <= t1; t += 4) {
+                dotQ4_0x4(seg, off, nb, a.qs, t * n, n, a.d, t * nb, nb, out, o + t * os, os);
+            }
+            for (; t < t1; t++) {
+                out[o + t * os] = dotQ4_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
+            }
+        }
+    }
+
+    /** 32 Q8_0 weight quants at {@code qo} as 32 short lanes. */
+    private static ShortVector q8w(MemorySegment seg, long qo) {
+        return (ShortVector) ByteVector.fromMemorySegment(B256, seg, qo, LE).convertShape(VectorOperators.B2S, S512, 0);
+    }
+
+    /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints, as float (exact: |sum| < 2^15). */
+    private static FloatVector pairSum(ShortVector p) {
+        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
+        return (FloatVector) x.lanewise(VectorOperators.ASHR, 16)
+                .add(x.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                .convert(VectorOperators.I2F, 0);
+    }
+
+    /** Q8_0 row (blocks: fp16 d, int8 qs[32]; 34 bytes) . token quants {@code q[y ..)}, scales {@code d[db ..)}. */
+    private static float dotQ8_0w(MemorySegment seg, long off, int nb, short[] q, int y, float[] d, int db) {
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < nb; b++) {
+            long bo = off + 34L * b;
+            ShortVector p = q8w(seg, bo + 2).mul(ShortVector.fromArray(S512, q, y + 32 * b));
+            acc = pairSum(p).fma(FloatVector.broadcast(F512, f16(seg, bo) * d[db + b]), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** As {@link #dotQ8_0w} for 4 tokens: quants at {@code y + k*ys}, scales at {@code db + k*ds}. */
+    private static void dotQ8_0x4(MemorySegment seg, long off, int nb, short[] q, int y, int ys, float[] d, int db,
+            int ds, float[] out, int o, int os) {
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < nb; b++) {
+            long bo = off + 34L * b;
+            ShortVector w = q8w(seg, bo + 2);
+            float dw = f16(seg, bo);
+            int yb = y + 32 * b;
+            a0 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb))).fma(FloatVector.broadcast(F512, dw * d[db + b]), a0);
+            a1 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + ys))).fma(FloatVector.broadcast(F512, dw * d[db + ds + b]), a1);
+            a2 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + 2 * ys))).fma(FloatVector.broadcast(F512, dw * d[db + 2 * ds + b]), a2);
+            a3 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + 3 * ys))).fma(FloatVector.broadcast(F512, dw * d[db + 3 * ds + b]), a3);
+        }
+        out[o] = a0.reduceLanes(VectorOperators.ADD);
+        out[o + os] = a1.reduceLanes(VectorOperators.ADD);
+        out[o + 2 * os] = a2.reduceLanes(VectorOperators.ADD);
+        out[o + 3 * os] = a3.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** The 16 quant bytes of the Q4_0 block at {@code bo} as 16 short lanes, 0..255 sign-extended. */
+    private static ShortVector q4w(MemorySegment seg, long bo) {
+        return (ShortVector) ByteVector.fromMemorySegment(B128, seg, bo + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+    }
+
+    /** 16 short products of one token (|lo*x + hi*x| <= 2*8*127) widened to ints, as float. */
+    private static FloatVector q4sum(ShortVector lo, ShortVector hi, short[] q, int yb) {
+        ShortVector p = lo.mul(ShortVector.fromArray(S256, q, yb)).add(hi.mul(ShortVector.fromArray(S256, q, yb + 16)));
+        return (FloatVector) p.convertShape(VectorOperators.S2I, I512, 0).convert(VectorOperators.I2F, 0);
+    }
+
+    /**
+     * Q4_0 row (blocks: fp16 d, uint8 qs[16]; 18 bytes; byte j holds element j in its low nibble and
+     * element j + 16 in its high nibble, each minus 8) . token quants {@code q[y ..)}.
+     */
+    private static float dotQ4_0w(MemorySegment seg, long off, int nb, short[] q, int y, float[] d, int db) {
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < nb; b++) {
+            long bo = off + 18L * b;
+            ShortVector w = q4w(seg, bo);
+            ShortVector lo = w.and((short) 0xF).sub((short) 8);
+            ShortVector hi = w.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8);
+            acc = q4sum(lo, hi, q, y + 32 * b).fma(FloatVector.broadcast(F512, f16(seg, bo) * d[db + b]), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** As {@link #dotQ4_0w} for 4 tokens: quants at {@code y + k*ys}, scales at {@code db + k*ds}. */
+    private static void dotQ4_0x4(MemorySegment seg, long off, int nb, short[] q, int y, int ys, float[] d, int db,
+            int ds, float[] out, int o, int os) {
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < nb; b++) {
+            long bo = off + 18L * b;
+            ShortVector w = q4w(seg, bo);
+            ShortVector lo = w.and((short) 0xF).sub((short) 8);
+            ShortVector hi = w.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8);
+            float dw = f16(seg, bo);
+            int yb = y + 32 * b;
+            a0 = q4sum(lo, hi, q, yb).fma(FloatVector.broadcast(F512, dw * d[db + b]), a0);
+            a1 = q4sum(lo, hi, q, yb + ys).fma(FloatVector.broadcast(F512, dw * d[db + ds + b]), a1);
+            a2 = q4sum(lo, hi, q, yb + 2 * ys).fma(FloatVector.broadcast(F512, dw * d[db + 2 * ds + b]), a2);
+            a3 = q4sum(lo, hi, q, yb + 3 * ys).fma(FloatVector.broadcast(F512, dw * d[db + 3 * ds + b]), a3);
+        }
+        out[o] = a0.reduceLanes(VectorOperators.ADD);
+        out[o + os] = a1.reduceLanes(VectorOperators.ADD);
+        out[o + 2 * os] = a2.reduceLanes(VectorOperators.ADD);
+        out[o + 3 * os] = a3.reduceLanes(VectorOperators.ADD);
     }
 
     /** Dot product of the row of {@code n} at byte {@code off} with token {@code t} of {@code a}. */

@@ -193,6 +193,13 @@ public final class PanamaKernels implements CpuKernels {
         MemorySegment seg = w.data();
         int cols = w.cols();
         long rowBytes = w.rowBytes();
+        if (Int8Dot.wide(type)) {
+            // Each row is read from memory once and stays in L1 while all the tokens pass over it.
+            for (int r = r0; r < r1; r++) {
+                Int8Dot.rowTokens(type, seg, r * rowBytes, cols, xq, 0, nTokens, out, outOffset + r, outStride);
+            }
+            return;
+        }
         for (int r = r0; r < r1; r++) {
             for (int t = 0; t < nTokens; t++) {
                 out[outOffset + t * outStride + r] = Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);

@@ -12,7 +12,8 @@ import io.jcascade.gguf.GgmlType;
  * <p>Layout, for token {@code t} of a batch of rows of {@code n}: quants {@code q[t*n + i]};
  * block scales (Q8_0: {@code d[t*(n/32) + b]}, the fp16-rounded scale of block b of 32; Q8_K:
  * {@code d[t*(n/256) + b]}, the float scale of super-block b of 256); for Q8_K also {@code bsums[t*(n/16) + g]}, the sum of
- * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}).
+ * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}). Q8_0 quants are also kept as shorts,
+ * {@code qs[t*n + i]}, for the 16-bit-lane kernels of {@link Int8Dot}.
  *
  * <pre>{@code
  * Q8Activations a = new Q8Activations();
@@ -23,6 +24,8 @@ import io.jcascade.gguf.GgmlType;
 final class Q8Activations {
 
     int[] q = new int[0];
+    /** The same quants as {@link #q}, as shorts: the Q8_0/Q4_0 kernels multiply them in 16-bit lanes. */
+    short[] qs = new short[0];
     float[] d = new float[0];
     int[] bsums = new int[0];
     /** Elements per token row. */
@@ -45,6 +48,7 @@ final class Q8Activations {
         int total = n * nTokens;
         if (q.length < total) {
             q = new int[total];
+            qs = new short[total];
             d = new float[total / 32];
             bsums = new int[total / 16];
         }
@@ -75,7 +79,9 @@ final class Q8Activations {
             for (int j = 0; j < 32; j++) {
                 // roundf: half away from zero
                 float v = x[xb + j] * id;
-                q[qo + 32 * b + j] = v < 0 ? -Math.round(-v) : Math.round(v);
+                int qv = v < 0 ? -Math.round(-v) : Math.round(v);
+                q[qo + 32 * b + j] = qv;
+                qs[qo + 32 * b + j] = (short) qv;
             }
         }
     }
