@@ -38,6 +38,7 @@ final class Int8Dot {
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     private Int8Dot() {
     }
@@ -64,7 +65,7 @@ final class Int8Dot {
 
     /** Whether {@link #rowTokens} handles {@code type} (else use {@link #dot} per token). */
     static boolean wide(GgmlType type) {
-        return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0);
+        return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0 || type == GgmlType.Q4_K);
     }
 
     /**
@@ -76,7 +77,11 @@ final class Int8Dot {
             float[] out, int o, int os) {
         int nb = n / 32;
         int t = t0;
-        if (type == GgmlType.Q8_0) {
+        if (type == GgmlType.Q4_K) {
+            for (; t < t1; t++) {
+                out[o + t * os] = dotQ4Kw(seg, off, n, a, t);
+            }
+        } else if (type == GgmlType.Q8_0) {
             for (; t + 4 <= t1; t += 4) {
                 dotQ8_0x4(seg, off, nb, a.qs, t * n, n, a.d, t * nb, nb, out, o + t * os, os);
             }
@@ -91,6 +96,60 @@ final class Int8Dot {
                 out[o + t * os] = dotQ4_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
             }
         }
+    }
+
+    /**
+     * Q4_K row (blocks of 144 bytes: fp16 d, fp16 dmin, uint8 scales[12], uint8 qs[128]; chunk c
+     * of 64 elements is bytes qs[32c .. 32c+31], low nibbles sub-block 2c, high nibbles 2c+1)
+     * . token t's Q8_K quants. Per chunk the 32 bytes are widened once to 32 short lanes, both
+     * nibble halves multiplied in shorts (<= 15*127), pair-summed into 16 int lanes, times the
+     * sub-block's 6-bit scale, summed in ints over the super-block (< 256*15*127*63 < 2^31); then
+     * one float FMA per super-block. The mins term is as in {@link #dotQ45K}.
+     */
+    private static float dotQ4Kw(MemorySegment seg, long off, int n, Q8Activations a, int t) {
+        int qo = t * n;
+        short[] q = a.qs;
+        int db = qo / 256, bso = qo / 16;
+        FloatVector acc = FloatVector.zero(F512);
+        float mins = 0;
+        for (int b = 0; b < n / 256; b++) {
+            long bo = off + 144L * b;
+            long qs = bo + 16;
+            int y = qo + 256 * b;
+            // The 12 scale bytes unpacked four at a time, as ggml's utmp masks: byte i of
+            // scLo/scHi is the 6-bit scale of sub-block i / i + 4, of mLo/mHi the min.
+            int u0 = seg.get(I32_LE, bo + 4), u1 = seg.get(I32_LE, bo + 8), u2 = seg.get(I32_LE, bo + 12);
+            int scLo = u0 & 0x3f3f3f3f;
+            int mLo = u1 & 0x3f3f3f3f;
+            int scHi = (u2 & 0x0f0f0f0f) | (((u0 >>> 6) & 0x03030303) << 4);
+            int mHi = ((u2 >>> 4) & 0x0f0f0f0f) | (((u1 >>> 6) & 0x03030303) << 4);
+            IntVector acci = IntVector.zero(I512);
+            int summ = 0;
+            for (int c = 0; c < 4; c++) {
+                ShortVector w = q8w(seg, qs + 32 * c); // bytes sign-extended: the masks below undo it
+                ShortVector lo = w.and((short) 0xF);
+                ShortVector hi = w.lanewise(VectorOperators.ASHR, 4).and((short) 0xF);
+                IntVector s0 = pairSumI(lo.mul(ShortVector.fromArray(S512, q, y + 64 * c)));
+                IntVector s1 = pairSumI(hi.mul(ShortVector.fromArray(S512, q, y + 64 * c + 32)));
+                // sub-blocks 2c and 2c+1: byte (2c)&3 and (2c+1)&3 of the low (c < 2) or high word
+                int sc = c < 2 ? scLo : scHi, m = c < 2 ? mLo : mHi;
+                int sh = 16 * (c & 1);
+                acci = acci.add(s0.mul((sc >>> sh) & 0xFF)).add(s1.mul((sc >>> (sh + 8)) & 0xFF));
+                int g = bso + 16 * b + 4 * c;
+                summ += ((m >>> sh) & 0xFF) * (a.bsums[g] + a.bsums[g + 1])
+                        + ((m >>> (sh + 8)) & 0xFF) * (a.bsums[g + 2] + a.bsums[g + 3]);
+            }
+            float yd = a.d[db + b];
+            acc = ((FloatVector) acci.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, yd * f16(seg, bo)), acc);
+            mins += yd * f16(seg, bo + 2) * summ;
+        }
+        return acc.reduceLanes(VectorOperators.ADD) - mins;
+    }
+
+    /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints. */
+    private static IntVector pairSumI(ShortVector p) {
+        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
+        return x.lanewise(VectorOperators.ASHR, 16).add(x.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
     }
 
     /** 32 Q8_0 weight quants at {@code qo} as 32 short lanes. */

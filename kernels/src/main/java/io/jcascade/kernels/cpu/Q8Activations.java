@@ -12,7 +12,7 @@ import io.jcascade.gguf.GgmlType;
  * <p>Layout, for token {@code t} of a batch of rows of {@code n}: quants {@code q[t*n + i]};
  * block scales (Q8_0: {@code d[t*(n/32) + b]}, the fp16-rounded scale of block b of 32; Q8_K:
  * {@code d[t*(n/256) + b]}, the float scale of super-block b of 256); for Q8_K also {@code bsums[t*(n/16) + g]}, the sum of
- * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}). Q8_0 quants are also kept as shorts,
+ * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}). The quants are also kept as shorts,
  * {@code qs[t*n + i]}, for the 16-bit-lane kernels of {@link Int8Dot}.
  *
  * <pre>{@code
@@ -108,12 +108,15 @@ final class Q8Activations {
             if (amax == 0) {
                 d[db] = 0;
                 java.util.Arrays.fill(q, qb, qb + 256, 0);
+                java.util.Arrays.fill(qs, qb, qb + 256, (short) 0);
                 java.util.Arrays.fill(bsums, qb / 16, qb / 16 + 16, 0);
                 continue;
             }
             float iscale = -127f / max;
             for (int j = 0; j < 256; j++) {
-                q[qb + j] = Math.min(127, (int) Math.rint(iscale * x[xb + j]));
+                int qv = Math.min(127, (int) Math.rint(iscale * x[xb + j]));
+                q[qb + j] = qv;
+                qs[qb + j] = (short) qv;
             }
             for (int g = 0; g < 16; g++) {
                 int s = 0;
