@@ -65,7 +65,8 @@ final class Int8Dot {
 
     /** Whether {@link #rowTokens} handles {@code type} (else use {@link #dot} per token). */
     static boolean wide(GgmlType type) {
-        return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0 || type == GgmlType.Q4_K);
+        return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0 || type == GgmlType.Q4_K
+                || type == GgmlType.Q6_K);
     }
 
     /**
@@ -80,6 +81,10 @@ final class Int8Dot {
         if (type == GgmlType.Q4_K) {
             for (; t < t1; t++) {
                 out[o + t * os] = dotQ4Kw(seg, off, n, a, t);
+            }
+        } else if (type == GgmlType.Q6_K) {
+            for (; t < t1; t++) {
+                out[o + t * os] = dotQ6Kw(seg, off, n, a, t);
             }
         } else if (type == GgmlType.Q8_0) {
             for (; t + 4 <= t1; t += 4) {
@@ -144,6 +149,65 @@ final class Int8Dot {
             mins += yd * f16(seg, bo + 2) * summ;
         }
         return acc.reduceLanes(VectorOperators.ADD) - mins;
+    }
+
+    /** For group g of a Q6_K super-block: int lanes 0..7 pick scale 2g, lanes 8..15 scale 2g + 1. */
+    private static final jdk.incubator.vector.VectorShuffle<Integer>[] Q6_SCALE_PICK = q6ScalePick();
+
+    @SuppressWarnings("unchecked")
+    private static jdk.incubator.vector.VectorShuffle<Integer>[] q6ScalePick() {
+        jdk.incubator.vector.VectorShuffle<Integer>[] s = new jdk.incubator.vector.VectorShuffle[8];
+        for (int g = 0; g < 8; g++) {
+            int gg = g;
+            s[g] = jdk.incubator.vector.VectorShuffle.fromOp(IntVector.SPECIES_512, i -> 2 * gg + i / 8);
+        }
+        return s;
+    }
+
+    /**
+     * Q6_K row (blocks of 210 bytes, layout as {@link #dotQ6K}) . token t's Q8_K quants. Per half
+     * h, the 32 bytes of ql[64h ..], ql[64h + 32 ..] and qh[32h ..] are widened to 32 short
+     * lanes; each of the four 32-element groups is assembled (value - 32, in -32..31), multiplied
+     * in shorts (<= 32*127), pair-summed into 16 int lanes and multiplied by its two int8 scales
+     * (lanes 0..7 the first 16 elements' scale, lanes 8..15 the second's, permuted out of the 16
+     * scales widened once per super-block); ints summed over the super-block
+     * (< 256*32*127*128 < 2^31), then one float FMA per super-block.
+     */
+    private static float dotQ6Kw(MemorySegment seg, long off, int n, Q8Activations a, int t) {
+        int qo = t * n;
+        short[] q = a.qs;
+        int db = qo / 256;
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < n / 256; b++) {
+            long bo = off + 210L * b;
+            int y = qo + 256 * b;
+            // the 16 int8 scales as 16 ints (via shorts: a direct 128-to-512-bit B2I is not intrinsified)
+            IntVector scales = (IntVector) ByteVector.fromMemorySegment(B128, seg, bo + 192, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
+            IntVector acci = IntVector.zero(I512);
+            for (int h = 0; h < 2; h++) {
+                ShortVector hb = q8w(seg, bo + 128 + 32 * h);
+                int yh = y + 128 * h;
+                // Group k (elements 128h + 32k + l): nibble k >> 1 of ql[64h + 32(k & 1) + l],
+                // bits 2k, 2k+1 of qh[32h + l] on top. A loop rather than four copies keeps the
+                // method small enough for C2 to inline (and so intrinsify) every vector call.
+                for (int k = 0; k < 4; k++) {
+                    ShortVector l = q8w(seg, bo + 64 * h + 32 * (k & 1)); // an L1 hit for k >= 2
+                    ShortVector v = l.lanewise(VectorOperators.ASHR, 4 * (k >> 1)).and((short) 0xF)
+                            .or(hb.lanewise(VectorOperators.ASHR, 2 * k).and((short) 3).lanewise(VectorOperators.LSHL, 4));
+                    acci = acci.add(q6group(v, q, yh + 32 * k, scales, 4 * h + k));
+                }
+            }
+            acc = ((FloatVector) acci.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F512, a.d[db + b] * f16(seg, bo + 208)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Q6_K group g (32 values 0..63 before the -32) . quants q[y ..), times scales 2g and 2g + 1. */
+    private static IntVector q6group(ShortVector v, short[] q, int y, IntVector scales, int g) {
+        IntVector s = pairSumI(v.sub((short) 32).mul(ShortVector.fromArray(S512, q, y)));
+        return s.mul(scales.rearrange(Q6_SCALE_PICK[g]));
     }
 
     /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints. */
