@@ -152,6 +152,16 @@ public final class PanamaKernels implements CpuKernels {
         if (int8 && w.type().isQuantized()) {
             xq = q8.get();
             xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+            if (nTokens > 1) {
+                // Batches: the 8-bit activations dequantized once and multiplied in the float 4x4
+                // tiles below. Without 8-bit dot instructions the float tile does ~4x fewer vector
+                // operations per weight than integer dots; the products are those of the integer
+                // path (exact floats for Q8_0/Q4_0), only the float rounding of the sums differs.
+                x = xq.dequantize(nTokens);
+                xOffset = 0;
+                xStride = cols;
+                xq = null;
+            }
         }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
             if (pool.tryAcquire()) {

@@ -33,6 +33,28 @@ final class Q8Activations {
     /** Whether the blocks are Q8_K (else Q8_0). */
     boolean k;
 
+    /** The dequantized quants ({@link #dequantize}), {@code xf[t*n + i]}; grows like {@link #q}. */
+    float[] xf = new float[0];
+
+    /**
+     * The quantized activations back as floats, token t at {@code xf[t*n ..)}: element i of block b
+     * is {@code d_b * q_i}. For Q8_0 blocks this is exact (fp16 scale times an integer of at most 7
+     * bits fits a float), so a float dot product with Q8_0/Q4_0 weights (also exact as floats)
+     * differs from the integer one only in float rounding of the sum; for Q8_K it is rounded once
+     * per element (relative 2^-24).
+     */
+    float[] dequantize(int nTokens) {
+        int total = n * nTokens;
+        if (xf.length < total) {
+            xf = new float[total];
+        }
+        int block = k ? 256 : 32;
+        for (int i = 0; i < total; i++) {
+            xf[i] = d[i / block] * q[i]; // blocks never straddle tokens: n is a multiple of block
+        }
+        return xf;
+    }
+
     /** The activation block type that weights of {@code type} multiply with. */
     static boolean usesQ8K(GgmlType type) {
         return type.blockSize() == 256;
