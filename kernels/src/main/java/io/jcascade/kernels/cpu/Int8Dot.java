@@ -63,44 +63,22 @@ final class Int8Dot {
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
     private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
 
-    /** Whether {@link #rowTokens} handles {@code type} (else use {@link #dot} per token). */
+    /** Whether {@link #dotWide} handles {@code type} (else use {@link #dot}). */
     static boolean wide(GgmlType type) {
         return WIDE && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0 || type == GgmlType.Q4_K
                 || type == GgmlType.Q6_K);
     }
 
-    /**
-     * The row at byte {@code off} (Q8_0 or Q4_0, {@code n} columns) against tokens
-     * {@code [t0, t1)} of {@code a}; token t's result goes to {@code out[o + t*os]}. Four tokens at a
-     * time share each decoded weight block.
-     */
-    static void rowTokens(GgmlType type, MemorySegment seg, long off, int n, Q8Activations a, int t0, int t1,
-            float[] out, int o, int os) {
+    /** Dot product of the row at byte {@code off} ({@code n} columns) with token {@code t} of {@code a}; needs {@link #wide}. */
+    static float dotWide(GgmlType type, MemorySegment seg, long off, int n, Q8Activations a, int t) {
         int nb = n / 32;
-        int t = t0;
-        if (type == GgmlType.Q4_K) {
-            for (; t < t1; t++) {
-                out[o + t * os] = dotQ4Kw(seg, off, n, a, t);
-            }
-        } else if (type == GgmlType.Q6_K) {
-            for (; t < t1; t++) {
-                out[o + t * os] = dotQ6Kw(seg, off, n, a, t);
-            }
-        } else if (type == GgmlType.Q8_0) {
-            for (; t + 4 <= t1; t += 4) {
-                dotQ8_0x4(seg, off, nb, a.qs, t * n, n, a.d, t * nb, nb, out, o + t * os, os);
-            }
-            for (; t < t1; t++) {
-                out[o + t * os] = dotQ8_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
-            }
-        } else {
-            for (; t + 4 <= t1; t += 4) {
-                dotQ4_0x4(seg, off, nb, a.qs, t * n, n, a.d, t * nb, nb, out, o + t * os, os);
-            }
-            for (; t < t1; t++) {
-                out[o + t * os] = dotQ4_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
-            }
-        }
+        return switch (type) {
+            case Q8_0 -> dotQ8_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
+            case Q4_0 -> dotQ4_0w(seg, off, nb, a.qs, t * n, a.d, t * nb);
+            case Q4_K -> dotQ4Kw(seg, off, n, a, t);
+            case Q6_K -> dotQ6Kw(seg, off, n, a, t);
+            default -> throw new UnsupportedOperationException("no 16-bit-lane kernel for " + type);
+        };
     }
 
     /**
@@ -240,26 +218,6 @@ final class Int8Dot {
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
-    /** As {@link #dotQ8_0w} for 4 tokens: quants at {@code y + k*ys}, scales at {@code db + k*ds}. */
-    private static void dotQ8_0x4(MemorySegment seg, long off, int nb, short[] q, int y, int ys, float[] d, int db,
-            int ds, float[] out, int o, int os) {
-        FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
-        for (int b = 0; b < nb; b++) {
-            long bo = off + 34L * b;
-            ShortVector w = q8w(seg, bo + 2);
-            float dw = f16(seg, bo);
-            int yb = y + 32 * b;
-            a0 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb))).fma(FloatVector.broadcast(F512, dw * d[db + b]), a0);
-            a1 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + ys))).fma(FloatVector.broadcast(F512, dw * d[db + ds + b]), a1);
-            a2 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + 2 * ys))).fma(FloatVector.broadcast(F512, dw * d[db + 2 * ds + b]), a2);
-            a3 = pairSum(w.mul(ShortVector.fromArray(S512, q, yb + 3 * ys))).fma(FloatVector.broadcast(F512, dw * d[db + 3 * ds + b]), a3);
-        }
-        out[o] = a0.reduceLanes(VectorOperators.ADD);
-        out[o + os] = a1.reduceLanes(VectorOperators.ADD);
-        out[o + 2 * os] = a2.reduceLanes(VectorOperators.ADD);
-        out[o + 3 * os] = a3.reduceLanes(VectorOperators.ADD);
-    }
-
     /** The 16 quant bytes of the Q4_0 block at {@code bo} as 16 short lanes, 0..255 sign-extended. */
     private static ShortVector q4w(MemorySegment seg, long bo) {
         return (ShortVector) ByteVector.fromMemorySegment(B128, seg, bo + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
@@ -285,28 +243,6 @@ final class Int8Dot {
             acc = q4sum(lo, hi, q, y + 32 * b).fma(FloatVector.broadcast(F512, f16(seg, bo) * d[db + b]), acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
-    }
-
-    /** As {@link #dotQ4_0w} for 4 tokens: quants at {@code y + k*ys}, scales at {@code db + k*ds}. */
-    private static void dotQ4_0x4(MemorySegment seg, long off, int nb, short[] q, int y, int ys, float[] d, int db,
-            int ds, float[] out, int o, int os) {
-        FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
-        for (int b = 0; b < nb; b++) {
-            long bo = off + 18L * b;
-            ShortVector w = q4w(seg, bo);
-            ShortVector lo = w.and((short) 0xF).sub((short) 8);
-            ShortVector hi = w.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8);
-            float dw = f16(seg, bo);
-            int yb = y + 32 * b;
-            a0 = q4sum(lo, hi, q, yb).fma(FloatVector.broadcast(F512, dw * d[db + b]), a0);
-            a1 = q4sum(lo, hi, q, yb + ys).fma(FloatVector.broadcast(F512, dw * d[db + ds + b]), a1);
-            a2 = q4sum(lo, hi, q, yb + 2 * ys).fma(FloatVector.broadcast(F512, dw * d[db + 2 * ds + b]), a2);
-            a3 = q4sum(lo, hi, q, yb + 3 * ys).fma(FloatVector.broadcast(F512, dw * d[db + 3 * ds + b]), a3);
-        }
-        out[o] = a0.reduceLanes(VectorOperators.ADD);
-        out[o + os] = a1.reduceLanes(VectorOperators.ADD);
-        out[o + 2 * os] = a2.reduceLanes(VectorOperators.ADD);
-        out[o + 3 * os] = a3.reduceLanes(VectorOperators.ADD);
     }
 
     /** Dot product of the row of {@code n} at byte {@code off} with token {@code t} of {@code a}. */

@@ -196,23 +196,22 @@ public final class PanamaKernels implements CpuKernels {
         return s;
     }
 
-    /** Rows {@code [r0, r1)} for all tokens, on 8-bit activations: each row's bytes stay in L1 across the tokens. */
+    /**
+     * Rows {@code [r0, r1)} on 8-bit activations, one row after another; used for single tokens
+     * (batches go the float tile way on the dequantized activations), but correct for any count.
+     */
     private static void matmulRowsInt8(WeightMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
             int nTokens, int r0, int r1) {
         GgmlType type = w.type();
         MemorySegment seg = w.data();
         int cols = w.cols();
         long rowBytes = w.rowBytes();
-        if (Int8Dot.wide(type)) {
-            // Each row is read from memory once and stays in L1 while all the tokens pass over it.
-            for (int r = r0; r < r1; r++) {
-                Int8Dot.rowTokens(type, seg, r * rowBytes, cols, xq, 0, nTokens, out, outOffset + r, outStride);
-            }
-            return;
-        }
+        boolean wide = Int8Dot.wide(type);
         for (int r = r0; r < r1; r++) {
             for (int t = 0; t < nTokens; t++) {
-                out[outOffset + t * outStride + r] = Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
+                out[outOffset + t * outStride + r] = wide
+                        ? Int8Dot.dotWide(type, seg, r * rowBytes, cols, xq, t)
+                        : Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
             }
         }
     }
