@@ -17,7 +17,9 @@ import jdk.incubator.vector.VectorSpecies;
  * {@code vec_dot_q2_K_q8_K}, {@code vec_dot_q4_K_q8_K}, {@code vec_dot_q5_K_q8_K},
  * {@code vec_dot_q6_K_q8_K}), and the K-quants' float dequantization.
  *
- * <p>All loops work on 8 elements at a time: 8 weight bytes are loaded into a 64-bit byte vector,
+ * <p>On machines with 512-bit vectors, Q8_0, Q4_0, Q4_K and Q6_K use the 16-bit-lane kernels
+ * ({@link #dotWide}, described where they are defined). The portable kernels below work on 8
+ * elements at a time: 8 weight bytes are loaded into a 64-bit byte vector,
  * unpacked in byte lanes (nibbles, high bits), widened to 8 int lanes ({@code B2I}) and multiplied
  * with 8 int activation quants; products of a block (or a sub-block, which is then multiplied by
  * its integer scale) are accumulated in int lanes, and each block's int lanes are converted to

@@ -31,8 +31,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Quantized weights (Q8_0, Q4_0 and the K-quants) multiply, by default, activations quantized
  * to 8 bits as llama.cpp does ({@link Q8Activations}, {@link Int8Dot}): once per matmul each
- * token's activation row is quantized to Q8_0 or Q8_K blocks, and rows are multiplied with integer
- * dot products inside a block and one float multiply per block. This is what makes results agree
+ * token's activation row is quantized to Q8_0 or Q8_K blocks. A single token multiplies rows with
+ * integer dot products inside a block and one float multiply per block (on 512-bit machines, the
+ * 16-bit-lane kernels of {@link Int8Dot} for Q8_0, Q4_0, Q4_K and Q6_K); a batch dequantizes the
+ * quantized activations once and goes through the float 4x4 tiles (same products, float sums). This is what makes results agree
  * with llama.cpp on quantized files. {@code new PanamaKernels(threads, false)} or the system
  * property {@code -Djcascade.activations=f32} select the float path instead (weights dequantized
  * and multiplied with the float activations).
