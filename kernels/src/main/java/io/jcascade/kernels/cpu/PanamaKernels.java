@@ -31,8 +31,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Quantized weights (Q8_0, Q4_0 and the K-quants) multiply, by default, activations quantized
  * to 8 bits as llama.cpp does ({@link Q8Activations}, {@link Int8Dot}): once per matmul each
- * token's activation row is quantized to Q8_0 or Q8_K blocks, and rows are multiplied with integer
- * dot products inside a block and one float multiply per block. This is what makes results agree
+ * token's activation row is quantized to Q8_0 or Q8_K blocks. A single token multiplies rows with
+ * integer dot products inside a block and one float multiply per block (on 512-bit machines, the
+ * 16-bit-lane kernels of {@link Int8Dot} for Q8_0, Q4_0, Q4_K and Q6_K); a batch dequantizes the
+ * quantized activations once and goes through the float 4x4 tiles (same products, float sums). This is what makes results agree
  * with llama.cpp on quantized files. {@code new PanamaKernels(threads, false)} or the system
  * property {@code -Djcascade.activations=f32} select the float path instead (weights dequantized
  * and multiplied with the float activations).
@@ -152,6 +154,16 @@ public final class PanamaKernels implements CpuKernels {
         if (int8 && w.type().isQuantized()) {
             xq = q8.get();
             xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+            if (nTokens > 1) {
+                // Batches: the 8-bit activations dequantized once and multiplied in the float 4x4
+                // tiles below. Without 8-bit dot instructions the float tile does ~4x fewer vector
+                // operations per weight than integer dots; the products are those of the integer
+                // path (exact floats for Q8_0/Q4_0), only the float rounding of the sums differs.
+                x = xq.dequantize(nTokens);
+                xOffset = 0;
+                xStride = cols;
+                xq = null;
+            }
         }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
             if (pool.tryAcquire()) {
@@ -186,16 +198,22 @@ public final class PanamaKernels implements CpuKernels {
         return s;
     }
 
-    /** Rows {@code [r0, r1)} for all tokens, on 8-bit activations: each row's bytes stay in L1 across the tokens. */
+    /**
+     * Rows {@code [r0, r1)} on 8-bit activations, one row after another; used for single tokens
+     * (batches go the float tile way on the dequantized activations), but correct for any count.
+     */
     private static void matmulRowsInt8(WeightMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
             int nTokens, int r0, int r1) {
         GgmlType type = w.type();
         MemorySegment seg = w.data();
         int cols = w.cols();
         long rowBytes = w.rowBytes();
+        boolean wide = Int8Dot.wide(type);
         for (int r = r0; r < r1; r++) {
             for (int t = 0; t < nTokens; t++) {
-                out[outOffset + t * outStride + r] = Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
+                out[outOffset + t * outStride + r] = wide
+                        ? Int8Dot.dotWide(type, seg, r * rowBytes, cols, xq, t)
+                        : Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
             }
         }
     }

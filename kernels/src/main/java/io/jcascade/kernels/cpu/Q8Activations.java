@@ -12,7 +12,8 @@ import io.jcascade.gguf.GgmlType;
  * <p>Layout, for token {@code t} of a batch of rows of {@code n}: quants {@code q[t*n + i]};
  * block scales (Q8_0: {@code d[t*(n/32) + b]}, the fp16-rounded scale of block b of 32; Q8_K:
  * {@code d[t*(n/256) + b]}, the float scale of super-block b of 256); for Q8_K also {@code bsums[t*(n/16) + g]}, the sum of
- * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}).
+ * the quants of group g of 16 (ggml's {@code block_q8_K.bsums}). The quants are also kept as shorts,
+ * {@code qs[t*n + i]}, for the 16-bit-lane kernels of {@link Int8Dot}.
  *
  * <pre>{@code
  * Q8Activations a = new Q8Activations();
@@ -23,12 +24,36 @@ import io.jcascade.gguf.GgmlType;
 final class Q8Activations {
 
     int[] q = new int[0];
+    /** The same quants as {@link #q}, as shorts: the Q8_0/Q4_0 kernels multiply them in 16-bit lanes. */
+    short[] qs = new short[0];
     float[] d = new float[0];
     int[] bsums = new int[0];
     /** Elements per token row. */
     int n;
     /** Whether the blocks are Q8_K (else Q8_0). */
     boolean k;
+
+    /** The dequantized quants ({@link #dequantize}), {@code xf[t*n + i]}; grows like {@link #q}. */
+    float[] xf = new float[0];
+
+    /**
+     * The quantized activations back as floats, token t at {@code xf[t*n ..)}: element i of block b
+     * is {@code d_b * q_i}. For Q8_0 blocks this is exact (fp16 scale times an integer of at most 7
+     * bits fits a float), so a float dot product with Q8_0/Q4_0 weights (also exact as floats)
+     * differs from the integer one only in float rounding of the sum; for Q8_K it is rounded once
+     * per element (relative 2^-24).
+     */
+    float[] dequantize(int nTokens) {
+        int total = n * nTokens;
+        if (xf.length < total) {
+            xf = new float[total];
+        }
+        int block = k ? 256 : 32;
+        for (int i = 0; i < total; i++) {
+            xf[i] = d[i / block] * q[i]; // blocks never straddle tokens: n is a multiple of block
+        }
+        return xf;
+    }
 
     /** The activation block type that weights of {@code type} multiply with. */
     static boolean usesQ8K(GgmlType type) {
@@ -45,6 +70,7 @@ final class Q8Activations {
         int total = n * nTokens;
         if (q.length < total) {
             q = new int[total];
+            qs = new short[total];
             d = new float[total / 32];
             bsums = new int[total / 16];
         }
@@ -75,7 +101,9 @@ final class Q8Activations {
             for (int j = 0; j < 32; j++) {
                 // roundf: half away from zero
                 float v = x[xb + j] * id;
-                q[qo + 32 * b + j] = v < 0 ? -Math.round(-v) : Math.round(v);
+                int qv = v < 0 ? -Math.round(-v) : Math.round(v);
+                q[qo + 32 * b + j] = qv;
+                qs[qo + 32 * b + j] = (short) qv;
             }
         }
     }
@@ -102,12 +130,15 @@ final class Q8Activations {
             if (amax == 0) {
                 d[db] = 0;
                 java.util.Arrays.fill(q, qb, qb + 256, 0);
+                java.util.Arrays.fill(qs, qb, qb + 256, (short) 0);
                 java.util.Arrays.fill(bsums, qb / 16, qb / 16 + 16, 0);
                 continue;
             }
             float iscale = -127f / max;
             for (int j = 0; j < 256; j++) {
-                q[qb + j] = Math.min(127, (int) Math.rint(iscale * x[xb + j]));
+                int qv = Math.min(127, (int) Math.rint(iscale * x[xb + j]));
+                q[qb + j] = qv;
+                qs[qb + j] = (short) qv;
             }
             for (int g = 0; g < 16; g++) {
                 int s = 0;
