@@ -1,5 +1,6 @@
 package io.jcascade.cli;
 
+import io.jcascade.engine.TinyGguf;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 

@@ -70,7 +70,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
     private final byte[][] pieces;
     private final int[] byteToken = new int[256];
     /** Tokens matched as whole strings before splitting, longest first so longer ones win overlaps. */
-    private final int[] specialTokens;
+    private final SpecialTokenSplitter specialTokens;
     private final BitSet endOfGeneration = new BitSet();
     private final int bos;
     private final int eos;
@@ -129,16 +129,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
             pieces[i] = renderPiece(i);
         }
 
-        List<Integer> special = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            TokenType t = types[i];
-            if ((t == TokenType.CONTROL || t == TokenType.USER_DEFINED || t == TokenType.UNKNOWN)
-                    && !texts[i].isEmpty()) {
-                special.add(i);
-            }
-        }
-        special.sort(Comparator.comparingInt((Integer id) -> -texts[id].length()).thenComparingInt(id -> id));
-        this.specialTokens = special.stream().mapToInt(Integer::intValue).toArray();
+        this.specialTokens = new SpecialTokenSplitter(texts, types);
 
         int eotId = validId(options.eot(), n);
         if (eotId < 0) {
@@ -240,12 +231,12 @@ public final class SentencePieceTokenizer implements Tokenizer {
             out.add(bos);
         }
         boolean afterSpecial = true;
-        for (Fragment f : partition(text, parseSpecial)) {
-            if (f.token >= 0) {
-                out.add(f.token);
+        for (SpecialTokenSplitter.Fragment f : specialTokens.split(text, parseSpecial)) {
+            if (f.token() >= 0) {
+                out.add(f.token());
                 afterSpecial = true;
             } else {
-                String piece = text.substring(f.start, f.end);
+                String piece = text.substring(f.start(), f.end());
                 if (addSpacePrefix && afterSpecial) {
                     piece = " " + piece;
                 }
@@ -260,63 +251,6 @@ public final class SentencePieceTokenizer implements Tokenizer {
             out.add(eos);
         }
         return out.toArray();
-    }
-
-    /** A stretch of input: raw text {@code [start, end)} when {@code token < 0}, else a matched special token. */
-    private record Fragment(int start, int end, int token) {
-    }
-
-    /**
-     * Cuts special tokens out of the text, longest token first. Control and unknown tokens only
-     * count when the caller asked for special parsing; user-defined ones always do, as in llama.cpp.
-     */
-    private List<Fragment> partition(String text, boolean parseSpecial) {
-        List<Fragment> frags = new ArrayList<>();
-        if (text.isEmpty()) {
-            return frags;
-        }
-        frags.add(new Fragment(0, text.length(), -1));
-        for (int id : specialTokens) {
-            if (!parseSpecial && types[id] != TokenType.USER_DEFINED) {
-                continue;
-            }
-            String s = texts[id];
-            List<Fragment> next = null;
-            for (int i = 0; i < frags.size(); i++) {
-                Fragment f = frags.get(i);
-                int at = f.token < 0 ? indexOf(text, s, f.start, f.end) : -1;
-                if (at < 0) {
-                    if (next != null) {
-                        next.add(f);
-                    }
-                    continue;
-                }
-                if (next == null) {
-                    next = new ArrayList<>(frags.subList(0, i));
-                }
-                int pos = f.start;
-                while (at >= 0) {
-                    if (at > pos) {
-                        next.add(new Fragment(pos, at, -1));
-                    }
-                    next.add(new Fragment(at, at + s.length(), id));
-                    pos = at + s.length();
-                    at = indexOf(text, s, pos, f.end);
-                }
-                if (pos < f.end) {
-                    next.add(new Fragment(pos, f.end, -1));
-                }
-            }
-            if (next != null) {
-                frags = next;
-            }
-        }
-        return frags;
-    }
-
-    private static int indexOf(String text, String s, int from, int end) {
-        int at = text.indexOf(s, from);
-        return at >= 0 && at + s.length() <= end ? at : -1;
     }
 
     /** One candidate merge of two adjacent symbols; {@code length} detects that either side changed since. */
