@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -41,6 +42,12 @@ final class ChatCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @Mixin
+    SamplingOptions samplingOptions = new SamplingOptions();
+
+    @Mixin
+    ModelLoadOptions loadOptions = new ModelLoadOptions();
+
     @Option(names = "--model", required = true, paramLabel = "FILE", description = "GGUF model file")
     Path model;
 
@@ -50,34 +57,6 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "512", paramLabel = "N",
             description = "most tokens per reply (default: ${DEFAULT-VALUE})")
     int maxTokens;
-
-    @Option(names = "--temperature", defaultValue = "0.8", paramLabel = "T",
-            description = "sampling temperature; 0 is greedy (default: ${DEFAULT-VALUE})")
-    float temperature;
-
-    @Option(names = "--top-k", defaultValue = "40", paramLabel = "K", description = "0 = off (default: ${DEFAULT-VALUE})")
-    int topK;
-
-    @Option(names = "--top-p", defaultValue = "0.95", paramLabel = "P", description = "1 = off (default: ${DEFAULT-VALUE})")
-    float topP;
-
-    @Option(names = "--min-p", defaultValue = "0.05", paramLabel = "P", description = "0 = off (default: ${DEFAULT-VALUE})")
-    float minP;
-
-    @Option(names = "--seed", paramLabel = "S", description = "random seed (default: a fresh one each run)")
-    Long seed;
-
-    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE})")
-    int threads;
-
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "B",
-            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE})")
-    String backend;
-
-    @Option(names = "--ctx-size", defaultValue = "0", paramLabel = "N",
-            description = "context length; 0 = the model's (default: ${DEFAULT-VALUE})")
-    int contextLength;
 
     private final BufferedReader in;
 
@@ -91,16 +70,11 @@ final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!io.jcascade.kernels.Backends.NAMES.contains(backend)) {
-            throw new JCascade.CliException("unknown --backend " + backend + "; choose cpu, cuda or auto");
-        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, 1.0f, 64,
-                seed != null ? seed : System.nanoTime());
+        SamplingParams sampling = samplingOptions.toParams();
         GenerationParams params = GenerationParams.defaults().withMaxTokens(maxTokens).withSampling(sampling);
-        ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads)
-                .withContextLength(contextLength);
+        ModelOptions options = loadOptions.toModelOptions();
         try (Model m = Model.load(model, options)) {
             ChatTemplate template = GenerateCommand.chatTemplate(m, err);
             List<ChatMessage> history = new ArrayList<>();

@@ -25,6 +25,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -43,6 +44,12 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
+
+    @Mixin
+    SamplingOptions samplingOptions = new SamplingOptions();
+
+    @Mixin
+    ModelLoadOptions loadOptions = new ModelLoadOptions();
 
     @Option(names = "--model", required = true, paramLabel = "FILE", description = "GGUF model file")
     Path model;
@@ -72,44 +79,8 @@ final class GenerateCommand implements Callable<Integer> {
             description = "most tokens to generate (default: ${DEFAULT-VALUE})")
     int maxTokens;
 
-    @Option(names = "--temperature", defaultValue = "0.8", paramLabel = "T",
-            description = "sampling temperature; 0 is greedy (default: ${DEFAULT-VALUE})")
-    float temperature;
-
-    @Option(names = "--top-k", defaultValue = "40", paramLabel = "K", description = "0 = off (default: ${DEFAULT-VALUE})")
-    int topK;
-
-    @Option(names = "--top-p", defaultValue = "0.95", paramLabel = "P", description = "1 = off (default: ${DEFAULT-VALUE})")
-    float topP;
-
-    @Option(names = "--min-p", defaultValue = "0.05", paramLabel = "P", description = "0 = off (default: ${DEFAULT-VALUE})")
-    float minP;
-
-    @Option(names = "--repeat-penalty", defaultValue = "1.0", paramLabel = "R",
-            description = "1 = off (default: ${DEFAULT-VALUE})")
-    float repeatPenalty;
-
-    @Option(names = "--repeat-last-n", defaultValue = "64", paramLabel = "N",
-            description = "tokens the repetition penalty looks back over (default: ${DEFAULT-VALUE})")
-    int repeatLastN;
-
-    @Option(names = "--seed", paramLabel = "S", description = "random seed (default: a fresh one each run)")
-    Long seed;
-
     @Option(names = "--stop", paramLabel = "TEXT", description = "stop before this text (repeatable)")
     List<String> stop = new ArrayList<>();
-
-    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE})")
-    int threads;
-
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "B",
-            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE})")
-    String backend;
-
-    @Option(names = "--ctx-size", defaultValue = "0", paramLabel = "N",
-            description = "context length; 0 = the model's (default: ${DEFAULT-VALUE})")
-    int contextLength;
 
     @Option(names = "--stats", description = "print timing as one JSON line on stderr")
     boolean stats;
@@ -144,15 +115,10 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxTokens < 0) {
             throw new CliException("--max-tokens must be >= 0");
         }
-        if (!io.jcascade.kernels.Backends.NAMES.contains(backend)) {
-            throw new CliException("unknown --backend " + backend + "; choose cpu, cuda or auto");
-        }
-        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN,
-                seed != null ? seed : System.nanoTime());
+        SamplingParams sampling = samplingOptions.toParams();
         GenerationParams params = GenerationParams.defaults().withMaxTokens(maxTokens).withSampling(sampling)
                 .withStop(stop);
-        ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads)
-                .withContextLength(contextLength);
+        ModelOptions options = loadOptions.toModelOptions();
         try (Model m = Model.load(model, options)) {
             template = chat ? chatTemplate(m, spec.commandLine().getErr()) : null;
             if (source.prompt != null) {
