@@ -3,6 +3,7 @@ package io.jcascade.engine;
 import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.model.Llama;
 import io.jcascade.engine.model.ModelConfig;
+import io.jcascade.engine.sampling.Distribution;
 import io.jcascade.engine.sampling.Sampler;
 import io.jcascade.engine.tokenizer.TokenDecoder;
 import io.jcascade.engine.tokenizer.Tokenizer;
@@ -191,7 +192,7 @@ public final class Model implements AutoCloseable {
         FinishReason reason = FinishReason.MAX_TOKENS;
         int[] next = new int[1];
         int pos = prompt.length;
-        TokenStats stats = new TokenStats();
+        Distribution.Stats stats = new Distribution.Stats();
         for (int i = 0; i < params.maxTokens(); i++) {
             stats.compute(logits, config.vocabSize());
             int token = sampler.sample(logits, history, historyLength);
@@ -220,8 +221,8 @@ public final class Model implements AutoCloseable {
             int safe = last ? text.length() : stops.safeLength(text);
             String release = safe > released ? text.substring(released, safe) : "";
             released = Math.max(released, safe);
-            GeneratedToken generated = new GeneratedToken(token, release, stats.entropy, stats.probability(token),
-                    stats.top1, stats.top2);
+            GeneratedToken generated = new GeneratedToken(token, release, stats.entropy(), stats.probability(token),
+                    stats.p1(), stats.p2());
             tokens.add(generated);
             listener.onToken(generated);
             if (last) {

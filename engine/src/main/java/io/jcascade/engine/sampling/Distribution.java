@@ -28,85 +28,125 @@ public final class Distribution {
      * contribute nothing.
      */
     public static double entropy(float[] logits, int n) {
-        checkLength(logits, n);
-        double max = max(logits, n);
-        if (max == Double.NEGATIVE_INFINITY) {
-            return 0;
-        }
-        // H = log Z - E[x - max] with Z = sum exp(x - max): one pass for both sums.
-        double z = 0;
-        double weighted = 0;
-        for (int i = 0; i < n; i++) {
-            double d = logits[i] - max;
-            if (d == Double.NEGATIVE_INFINITY || Double.isNaN(d)) {
-                continue;
-            }
-            double e = Math.exp(d);
-            z += e;
-            weighted += e * d;
-        }
-        return Math.max(0, Math.log(z) - weighted / z);
+        return new Stats().compute(logits, n).entropy();
     }
 
     /** Top-1 and top-2 tokens with their softmax probabilities (lowest id first on ties). */
     public static Top top2(float[] logits, int n) {
-        checkLength(logits, n);
-        int id1 = -1;
-        int id2 = -1;
-        for (int i = 0; i < n; i++) {
-            float x = logits[i];
-            if (Float.isNaN(x)) {
-                continue;
-            }
-            if (id1 < 0 || x > logits[id1]) {
-                id2 = id1;
-                id1 = i;
-            } else if (id2 < 0 || x > logits[id2]) {
-                id2 = i;
-            }
-        }
-        if (id1 < 0) {
-            throw new IllegalArgumentException("all logits are NaN");
-        }
-        double max = logits[id1];
-        if (max == Double.NEGATIVE_INFINITY) {
-            // All tokens impossible: treat as uniform, the limit of equal logits.
-            return new Top(id1, 1.0 / n, id2, id2 < 0 ? 0 : 1.0 / n);
-        }
-        double z = 0;
-        for (int i = 0; i < n; i++) {
-            if (!Float.isNaN(logits[i])) {
-                z += Math.exp(logits[i] - max);
-            }
-        }
-        double p2 = id2 < 0 ? 0 : Math.exp(logits[id2] - max) / z;
-        return new Top(id1, 1 / z, id2, p2);
+        Stats st = new Stats().compute(logits, n);
+        return new Top(st.id1, st.p1, st.id2, st.p2);
     }
 
     /** log(sum(exp(logits[0, n)))), stable for any magnitude. */
     public static double logSumExp(float[] logits, int n) {
-        checkLength(logits, n);
-        double max = max(logits, n);
-        if (max == Double.NEGATIVE_INFINITY || max == Double.POSITIVE_INFINITY) {
-            return max;
-        }
-        double z = 0;
-        for (int i = 0; i < n; i++) {
-            if (!Float.isNaN(logits[i])) {
-                z += Math.exp(logits[i] - max);
-            }
-        }
-        return max + Math.log(z);
+        return new Stats().compute(logits, n).logSumExp();
     }
 
-    private static double max(float[] logits, int n) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            if (logits[i] > max) {
-                max = logits[i];
+    /**
+     * Everything above for one logit vector in two passes (max and top two, then the exponentials),
+     * reusable from step to step: the engine computes it for every generated token, over the full
+     * vocabulary, so it does the work once rather than once per statistic.
+     *
+     * <pre>{@code
+     * Distribution.Stats st = new Distribution.Stats();
+     * st.compute(logits, vocabSize);
+     * double h = st.entropy(), p = st.probability(token), margin = st.p1() - st.p2();
+     * }</pre>
+     */
+    public static final class Stats {
+        private float[] logits;
+        private double max;
+        private double logZ; // log of sum exp(logit - max)
+        private double entropy;
+        private int id1;
+        private int id2;
+        private double p1;
+        private double p2;
+
+        /** Computes the statistics of softmax(logits[0, n)); NaN logits are skipped, -inf ones contribute nothing. */
+        public Stats compute(float[] logits, int n) {
+            checkLength(logits, n);
+            this.logits = logits;
+            id1 = -1;
+            id2 = -1;
+            for (int i = 0; i < n; i++) {
+                float x = logits[i];
+                if (Float.isNaN(x)) {
+                    continue;
+                }
+                if (id1 < 0 || x > logits[id1]) {
+                    id2 = id1;
+                    id1 = i;
+                } else if (id2 < 0 || x > logits[id2]) {
+                    id2 = i;
+                }
             }
+            if (id1 < 0) {
+                throw new IllegalArgumentException("all logits are NaN");
+            }
+            max = logits[id1];
+            if (Double.isInfinite(max)) {
+                // All tokens impossible (-inf): the limit of equal logits, uniform. +inf: certain.
+                boolean none = max < 0;
+                logZ = none ? 0 : Double.NaN;
+                entropy = 0;
+                p1 = none ? 1.0 / n : 1;
+                p2 = id2 < 0 ? 0 : none ? 1.0 / n : 0;
+                return this;
+            }
+            // H = log Z - E[x - max] with Z = sum exp(x - max): one pass for both sums.
+            double z = 0;
+            double weighted = 0;
+            for (int i = 0; i < n; i++) {
+                double d = logits[i] - max;
+                if (d == Double.NEGATIVE_INFINITY || Double.isNaN(d)) {
+                    continue;
+                }
+                double e = Math.exp(d);
+                z += e;
+                weighted += e * d;
+            }
+            logZ = Math.log(z);
+            entropy = Math.max(0, logZ - weighted / z);
+            p1 = Math.exp(-logZ);
+            p2 = id2 < 0 ? 0 : Math.exp((logits[id2] - max) - logZ);
+            return this;
         }
-        return max;
+
+        /** Natural-log entropy. */
+        public double entropy() {
+            return entropy;
+        }
+
+        /** The most likely token. */
+        public int id1() {
+            return id1;
+        }
+
+        /** The second most likely token, or -1 when there is one logit. */
+        public int id2() {
+            return id2;
+        }
+
+        /** Probability of the most likely token. */
+        public double p1() {
+            return p1;
+        }
+
+        /** Probability of the second most likely token (0 when there is one logit). */
+        public double p2() {
+            return p2;
+        }
+
+        /** log(sum(exp(logits))). */
+        public double logSumExp() {
+            return Double.isInfinite(max) ? max : max + logZ;
+        }
+
+        /** Probability of token {@code id}. */
+        public double probability(int id) {
+            return Double.isInfinite(max) ? (logits[id] == max ? p1 : 0) : Math.exp((logits[id] - max) - logZ);
+        }
     }
 
     private static void checkLength(float[] logits, int n) {
