@@ -14,8 +14,9 @@ import java.lang.foreign.ValueLayout;
  * ({@code d = amax / 127} stored as fp16, {@code q = roundf(x / d)}) for
  * Q8_0/Q4_0 weights, or like {@code quantize_row_q8_K} ({@code iscale = -127 / max} where
  * {@code max} is the signed element of largest magnitude, {@code q = min(127, nearest_int(iscale * x))},
- * float {@code d = 1 / iscale}) for K-quants. Each block's integer dot product is scaled in float
- * as ggml's {@code vec_dot_*} do; the blocks' float terms are summed in double.
+ * float {@code d = 1 / iscale}) for K-quants. The integer products are summed and scaled in the float
+ * order of ggml's x86 kernels ({@link #row}), so that results are bit for bit those of llama.cpp
+ * on an AVX2 machine.
  *
  * <pre>{@code
  * ScalarKernels.int8Activations().matmul(w, x, 0, w.cols(), out, 0, w.rows(), 1);
@@ -40,15 +41,117 @@ final class ScalarInt8 {
                 quantizeQ8_0(x, xOffset + t * xStride, n, q, d);
             }
             for (int r = 0; r < w.rows(); r++) {
-                long base = r * type.rowBytes(n);
-                double s = 0;
-                for (int b = 0; b < n / type.blockSize(); b++) {
-                    long bo = base + (long) type.typeSize() * b;
-                    s += block(type, w.data(), bo, q, 256 * b, q, 32 * b, d, b);
-                }
-                out[outOffset + t * outStride + r] = (float) s;
+                out[outOffset + t * outStride + r] = row(w, r, q, d);
             }
         }
+    }
+
+    /**
+     * One weight row times the quantized activations, in the float order of ggml's x86 kernels
+     * (what {@link Int8Dot} reproduces): per block (Q8_0/Q4_0) or super-block (K-quants) eight
+     * integer lanes, lane l summing the products of the elements whose index mod 32 lies in
+     * [4l, 4l + 4) (times their sub-block scales), each multiply-added in float into lane l of an
+     * accumulator with the block's scale; the lanes summed at the end as
+     * {@code ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7))}. Q4_0 matrices whose row count is a
+     * multiple of 8 are repacked by llama.cpp (8 rows interleaved) and summed per block instead:
+     * {@code acc = fma(sum of the block's 32 products, d_w * d_x, acc)}.
+     */
+    static float row(WeightMatrix w, int r, int[] q, float[] d) {
+        GgmlType type = w.type();
+        int n = w.cols();
+        MemorySegment seg = w.data();
+        long base = r * type.rowBytes(n);
+        float[] acc = new float[8];
+        float tail = 0; // Q5_K's running min term; repacked Q4_0's sum
+        float[] minLanes = new float[4]; // Q4_K: lane k accumulates the mins of sub-blocks 2k, 2k+1
+        boolean repackedQ4_0 = type == GgmlType.Q4_0 && w.rows() % 8 == 0;
+        for (int b = 0; b < n / type.blockSize(); b++) {
+            long bo = base + (long) type.typeSize() * b;
+            int[] lanes = new int[8];
+            switch (type) {
+                case Q8_0, Q4_0 -> {
+                    int sum = 0;
+                    for (int j = 0; j < 32; j++) {
+                        int wq = type == GgmlType.Q8_0 ? seg.get(ValueLayout.JAVA_BYTE, bo + 2 + j)
+                                : ((u8(seg, bo + 2 + j % 16) >> (j < 16 ? 0 : 4)) & 0xF) - 8;
+                        lanes[j / 4] += wq * q[32 * b + j];
+                        sum += wq * q[32 * b + j];
+                    }
+                    float dd = f16(seg, bo) * d[b];
+                    if (repackedQ4_0) {
+                        tail = Math.fma((float) sum, dd, tail);
+                    } else {
+                        lanes(acc, dd, lanes);
+                    }
+                }
+                case Q2_K -> {
+                    int[] mins = new int[8];
+                    for (int e = 0; e < 256; e++) {
+                        int sc = u8(seg, bo + e / 16);
+                        int qv = (u8(seg, bo + 16 + 32 * (e / 128) + e % 32) >> (2 * ((e % 128) / 32))) & 3;
+                        lanes[(e % 32) / 4] += (sc & 0xF) * qv * q[256 * b + e];
+                        mins[e / 32] += (sc >> 4) * q[256 * b + e]; // lane m: min groups 2m, 2m+1
+                    }
+                    lanes(acc, -d[b] * f16(seg, bo + 82), mins);
+                    lanes(acc, d[b] * f16(seg, bo + 80), lanes);
+                }
+                case Q4_K, Q5_K -> {
+                    boolean five = type == GgmlType.Q5_K;
+                    long qs = bo + (five ? 48 : 16);
+                    int[] mins = new int[4];
+                    for (int e = 0; e < 256; e++) {
+                        int i = e / 32;
+                        int v = u8(seg, qs + 32 * (e / 64) + e % 32);
+                        v = (e % 64) < 32 ? v & 0xF : v >> 4;
+                        if (five) {
+                            v += ((u8(seg, bo + 16 + e % 32) >> i) & 1) << 4;
+                        }
+                        lanes[(e % 32) / 4] += ScalarKernels.kScale(seg, bo + 4, i) * v * q[256 * b + e];
+                        mins[i / 2] += ScalarKernels.kMin(seg, bo + 4, i) * q[256 * b + e];
+                    }
+                    float dmin = -d[b] * f16(seg, bo + 2);
+                    if (five) {
+                        tail = Math.fma(dmin, (float) (mins[0] + mins[1] + mins[2] + mins[3]), tail);
+                    } else {
+                        for (int k = 0; k < 4; k++) {
+                            minLanes[k] = Math.fma(dmin, (float) mins[k], minLanes[k]);
+                        }
+                    }
+                    lanes(acc, d[b] * f16(seg, bo), lanes);
+                }
+                case Q6_K -> {
+                    for (int e = 0; e < 256; e++) {
+                        int h = e / 128, s = (e % 128) / 32, l = e % 32;
+                        int ql = u8(seg, bo + 64 * h + 32 * (s % 2) + l);
+                        int qh = u8(seg, bo + 128 + 32 * h + l);
+                        int v = ((s < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * s)) & 3) << 4) - 32;
+                        lanes[(e % 32) / 4] += seg.get(ValueLayout.JAVA_BYTE, bo + 192 + e / 16) * v * q[256 * b + e];
+                    }
+                    lanes(acc, d[b] * f16(seg, bo + 208), lanes);
+                }
+                default -> throw new UnsupportedOperationException(type.toString());
+            }
+        }
+        if (repackedQ4_0) {
+            return tail;
+        }
+        if (type == GgmlType.Q4_K) {
+            tail = (minLanes[0] + minLanes[2]) + (minLanes[1] + minLanes[3]);
+        }
+        return hsum8(acc) + tail;
+    }
+
+    /** acc[l] = fma(scale, lanes[l], acc[l]) for the first lanes.length lanes. */
+    private static void lanes(float[] acc, float scale, int[] lanes) {
+        for (int l = 0; l < lanes.length; l++) {
+            acc[l] = Math.fma(scale, (float) lanes[l], acc[l]);
+        }
+    }
+
+    /** ggml's hsum_float_8: the two 128-bit halves added, then lanes (0+2) and (1+3), then those two. */
+    static float hsum8(float[] a) {
+        float h0 = a[4] + a[0], h1 = a[5] + a[1], h2 = a[6] + a[2], h3 = a[7] + a[3];
+        return (h0 + h2) + (h1 + h3);
     }
 
     /** ggml quantize_row_q8_0_ref: per 32, d = amax/127 (fp16 stored), q = roundf(x * (1/d)). */
@@ -91,67 +194,6 @@ final class ScalarInt8 {
                 q[256 * b + j] = Math.min(127, (int) Math.rint(iscale * x[xo + 256 * b + j]));
             }
             d[b] = 1 / iscale;
-        }
-    }
-
-    /** One weight block times its activation block: the float term ggml adds to the row's sum. */
-    private static double block(GgmlType type, MemorySegment seg, long bo, int[] qk, int yk, int[] q0, int y0,
-            float[] d, int b) {
-        switch (type) {
-            case Q8_0 -> {
-                int sum = 0;
-                for (int j = 0; j < 32; j++) {
-                    sum += seg.get(ValueLayout.JAVA_BYTE, bo + 2 + j) * q0[y0 + j];
-                }
-                return f16(seg, bo) * d[b] * sum;
-            }
-            case Q4_0 -> {
-                int sum = 0;
-                for (int j = 0; j < 16; j++) {
-                    int v = u8(seg, bo + 2 + j);
-                    sum += ((v & 0xF) - 8) * q0[y0 + j] + ((v >> 4) - 8) * q0[y0 + j + 16];
-                }
-                return f16(seg, bo) * d[b] * sum;
-            }
-            case Q2_K -> {
-                // sum_i scale_i * (q . y)_i and sum_i min_i * sum(y)_i over the 16 sub-blocks of 16
-                int sumi = 0, summ = 0;
-                for (int e = 0; e < 256; e++) {
-                    int sc = u8(seg, bo + e / 16);
-                    int qv = (u8(seg, bo + 16 + 32 * (e / 128) + e % 32) >> (2 * ((e % 128) / 32))) & 3;
-                    sumi += (sc & 0xF) * qv * qk[yk + e];
-                    summ += (sc >> 4) * qk[yk + e];
-                }
-                return d[b] * f16(seg, bo + 80) * sumi - d[b] * f16(seg, bo + 82) * summ;
-            }
-            case Q4_K, Q5_K -> {
-                boolean five = type == GgmlType.Q5_K;
-                long qs = bo + (five ? 48 : 16);
-                int sumi = 0, summ = 0;
-                for (int e = 0; e < 256; e++) {
-                    int i = e / 32;
-                    int v = u8(seg, qs + 32 * (e / 64) + e % 32);
-                    v = (e % 64) < 32 ? v & 0xF : v >> 4;
-                    if (five) {
-                        v += ((u8(seg, bo + 16 + e % 32) >> i) & 1) << 4;
-                    }
-                    sumi += ScalarKernels.kScale(seg, bo + 4, i) * v * qk[yk + e];
-                    summ += ScalarKernels.kMin(seg, bo + 4, i) * qk[yk + e];
-                }
-                return d[b] * f16(seg, bo) * sumi - d[b] * f16(seg, bo + 2) * summ;
-            }
-            case Q6_K -> {
-                int sumi = 0;
-                for (int e = 0; e < 256; e++) {
-                    int h = e / 128, s = (e % 128) / 32, l = e % 32;
-                    int ql = u8(seg, bo + 64 * h + 32 * (s % 2) + l);
-                    int qh = u8(seg, bo + 128 + 32 * h + l);
-                    int v = ((s < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * s)) & 3) << 4) - 32;
-                    sumi += seg.get(ValueLayout.JAVA_BYTE, bo + 192 + e / 16) * v * qk[yk + e];
-                }
-                return d[b] * f16(seg, bo + 208) * sumi;
-            }
-            default -> throw new UnsupportedOperationException(type.toString());
         }
     }
 
