@@ -1,6 +1,7 @@
 package io.jcascade.engine;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -15,6 +16,8 @@ import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.file.Path;
 
 /**
@@ -85,11 +88,33 @@ final class LlamaCppLogits implements AutoCloseable {
                 () -> new IllegalStateException(name + " not found in libjllama.so")), d);
     }
 
+    /**
+     * A window on llama.cpp's intermediate tensors (its {@code cb_eval} scheduler callback): each
+     * graph node whose name {@link #wants} accepts is handed over, as floats, once computed.
+     */
+    interface TensorTap {
+        /** Whether to look at the node called {@code name} (e.g. {@code "attn_norm-0"}). */
+        boolean wants(String name);
+
+        /** A computed node: {@code ne} its four dimensions (ne[0] the row length), {@code op} ggml's op id. */
+        void seen(String name, int type, int op, long[] ne, float[] data);
+    }
+
+    // ggml_tensor (ggml.h of build 4916): type @0, ne[4] @16, nb[4] @48, op @80, data @248, name[64] @256.
+    private static final long T_TYPE = 0, T_NE = 16, T_NB = 48, T_OP = 80, T_DATA = 248, T_NAME = 256;
+    // llama_context_params: cb_eval @72, cb_eval_user_data @80.
+    private static final long P_CB_EVAL = 72;
+
     private final Arena arena = Arena.ofShared();
     private final MemorySegment model;
     private final int vocabSize;
+    private final MemorySegment callback;
 
     LlamaCppLogits(Path gguf) {
+        this(gguf, null);
+    }
+
+    LlamaCppLogits(Path gguf, TensorTap tap) {
         try {
             MemorySegment params = (MemorySegment) MODEL_DEFAULT_PARAMS.invokeExact((SegmentAllocator) arena);
             model = (MemorySegment) MODEL_LOAD.invokeExact(arena.allocateFrom(gguf.toString()), params);
@@ -97,11 +122,58 @@ final class LlamaCppLogits implements AutoCloseable {
                 throw new IllegalStateException("llama.cpp could not load " + gguf);
             }
             vocabSize = (int) VOCAB_N_TOKENS.invokeExact((MemorySegment) MODEL_GET_VOCAB.invokeExact(model));
+            callback = tap == null ? MemorySegment.NULL : upcall(tap);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    private MemorySegment upcall(TensorTap tap) throws ReflectiveOperationException {
+        MethodHandle target = MethodHandles.lookup().findStatic(LlamaCppLogits.class, "evalCallback",
+                MethodType.methodType(boolean.class, TensorTap.class, MemorySegment.class, boolean.class,
+                        MemorySegment.class)).bindTo(tap);
+        return LINKER.upcallStub(target, FunctionDescriptor.of(JAVA_BOOLEAN, ADDRESS, JAVA_BOOLEAN, ADDRESS), arena);
+    }
+
+    /** ggml_backend_sched_eval_callback: asked first whether we want a node, then handed it computed. */
+    private static boolean evalCallback(TensorTap tap, MemorySegment tensor, boolean ask, MemorySegment user) {
+        MemorySegment t = tensor.reinterpret(336);
+        String name = t.getString(T_NAME);
+        if (ask) {
+            return tap.wants(name);
+        }
+        int type = t.get(JAVA_INT, T_TYPE);
+        long[] ne = new long[4];
+        long[] nb = new long[4];
+        for (int i = 0; i < 4; i++) {
+            ne[i] = t.get(JAVA_LONG, T_NE + 8 * i);
+            nb[i] = t.get(JAVA_LONG, T_NB + 8 * i);
+        }
+        MemorySegment data = t.get(ADDRESS, T_DATA);
+        float[] out = null;
+        if (type == 0 || type == 1) { // F32 or F16, gathered through the strides (views are not contiguous)
+            long n = ne[0] * ne[1] * ne[2] * ne[3];
+            out = new float[Math.toIntExact(n)];
+            long extent = (ne[0] - 1) * nb[0] + (ne[1] - 1) * nb[1] + (ne[2] - 1) * nb[2] + (ne[3] - 1) * nb[3]
+                    + (type == 0 ? 4 : 2);
+            MemorySegment d = data.reinterpret(extent);
+            int k = 0;
+            for (long i3 = 0; i3 < ne[3]; i3++) {
+                for (long i2 = 0; i2 < ne[2]; i2++) {
+                    for (long i1 = 0; i1 < ne[1]; i1++) {
+                        for (long i0 = 0; i0 < ne[0]; i0++) {
+                            long off = i0 * nb[0] + i1 * nb[1] + i2 * nb[2] + i3 * nb[3];
+                            out[k++] = type == 0 ? d.get(JAVA_FLOAT, off)
+                                    : Float.float16ToFloat(d.get(java.lang.foreign.ValueLayout.JAVA_SHORT, off));
+                        }
+                    }
+                }
+            }
+        }
+        tap.seen(name, type, t.get(JAVA_INT, T_OP), ne, out);
+        return true;
     }
 
     int vocabSize() {
@@ -125,6 +197,7 @@ final class LlamaCppLogits implements AutoCloseable {
                 p.set(JAVA_INT, 12, 1);   // n_seq_max
                 p.set(JAVA_INT, 16, 2);   // n_threads
                 p.set(JAVA_INT, 20, 2);   // n_threads_batch
+                p.set(ADDRESS, P_CB_EVAL, callback);
                 ctx = (MemorySegment) INIT_FROM_MODEL.invokeExact(model, p);
             } catch (RuntimeException | Error e) {
                 throw e;

@@ -186,27 +186,85 @@ public final class CpuBackend implements Backend {
         float[] os = data(out);
         int group = nHeads / nKvHeads;
         float scale = kqScale;
+        // As llama.cpp's graph (no flash attention): scores = K . q with q rounded to f16, softmax
+        // with ggml's exp, probabilities rounded to f16, times V; the sums in ggml's order, which
+        // differs between a single token (ggml_vec_dot_f16) and a batch (tinyBLAS, 8 lanes).
+        boolean batch = nTokens > 1;
         kernels.parallelFor(nTokens * nHeads, task -> {
             int t = task / nHeads;
             int h = task % nHeads;
             int len = startPos + t + 1;
+            int padded = (len + 31) & ~31;
             int kvOffset = (h / group) * headDim;
-            float[] buf = scratch(len + headDim);
-            // buf[0..headDim) = the query rounded to half; buf[headDim..headDim+len) = scores.
+            // buf: [0, headDim) the query rounded to half; [headDim, +padded) scores, then
+            // probabilities; then 32 * headDim accumulators for the weighted sum of values.
+            float[] buf = scratch(headDim + padded + 32 * headDim);
+            float[] lanes = LANES.get();
+            int sc = headDim, accOff = headDim + padded;
             int qOffset = t * nHeads * headDim + h * headDim;
             for (int d = 0; d < headDim; d++) {
                 buf[d] = toHalf(qScale == 1.0f ? qs[qOffset + d] : qs[qOffset + d] * qScale);
             }
+            float max = Float.NEGATIVE_INFINITY;
             for (int s = 0; s < len; s++) {
-                buf[headDim + s] = kernels.dot(buf, 0, keys, s * kvDim + kvOffset, headDim) * scale;
+                float dot = batch ? GgmlMath.dot8(buf, 0, keys, s * kvDim + kvOffset, headDim, lanes)
+                        : GgmlMath.dotF16(buf, 0, keys, s * kvDim + kvOffset, headDim, lanes);
+                buf[sc + s] = dot * scale;
+                max = Math.max(max, buf[sc + s]);
             }
-            kernels.softmax(buf, headDim, len);
-            int o = qOffset;
-            java.util.Arrays.fill(os, o, o + headDim, 0f);
+            // ggml_vec_soft_max_f32: v_expf per chunk of 8 (masked positions give 0), chunk sums
+            // (hsum8) added in double, then one float reciprocal
+            double sum = 0;
+            for (int s0 = 0; s0 < padded; s0 += 8) {
+                for (int s = s0; s < s0 + 8; s++) {
+                    buf[sc + s] = s < len ? GgmlMath.expf(buf[sc + s] - max) : 0f;
+                }
+                sum += GgmlMath.hsum8(buf, sc + s0);
+            }
+            float inv = (float) (1.0 / sum);
             for (int s = 0; s < len; s++) {
-                kernels.axpy(toHalf(buf[headDim + s]), values, s * kvDim + kvOffset, os, o, headDim);
+                buf[sc + s] = toHalf(buf[sc + s] * inv);
+            }
+            // out[d] = sum_s p_s * v[s][d]: accumulator r (of 32 for ggml_vec_dot_f16, of 8 for
+            // tinyBLAS) takes the positions s = r mod width in order, by fused multiply-add; the
+            // positions ggml pads with zero probabilities change nothing and are skipped
+            int width = batch ? 8 : 32;
+            java.util.Arrays.fill(buf, accOff, accOff + width * headDim, 0f);
+            for (int s = 0; s < len; s++) {
+                kernels.axpy(buf[sc + s], values, s * kvDim + kvOffset, buf, accOff + (s % width) * headDim, headDim);
+            }
+            for (int d = 0; d < headDim; d++) {
+                int a = accOff + d;
+                os[qOffset + d] = batch ? hsum8(buf, a, headDim) : reduce32(buf, a, headDim);
             }
         });
+    }
+
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[32]);
+
+    /** ggml's hsum_float_8 of the 8 accumulators {@code buf[at + r * stride]}. */
+    private static float hsum8(float[] buf, int at, int stride) {
+        float h0 = buf[at + 4 * stride] + buf[at], h1 = buf[at + 5 * stride] + buf[at + stride];
+        float h2 = buf[at + 6 * stride] + buf[at + 2 * stride], h3 = buf[at + 7 * stride] + buf[at + 3 * stride];
+        return (h0 + h2) + (h1 + h3);
+    }
+
+    /**
+     * ggml_vec_dot_f16's reduction of its 4 x 8 accumulators ({@code buf[at + r * stride]}, r = 8i + l):
+     * (a0+a2) + (a1+a3) lane by lane, then the lanes as ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7)).
+     */
+    private static float reduce32(float[] buf, int at, int stride) {
+        float t0 = lane(buf, at, stride, 0), t1 = lane(buf, at, stride, 1), t2 = lane(buf, at, stride, 2),
+                t3 = lane(buf, at, stride, 3);
+        return (t0 + t1) + (t2 + t3);
+    }
+
+    /** Lane l and l + 4 of the accumulators reduced (a0+a2) + (a1+a3), then added. */
+    private static float lane(float[] buf, int at, int stride, int l) {
+        float x0 = (buf[at + l * stride] + buf[at + (16 + l) * stride]) + (buf[at + (8 + l) * stride] + buf[at + (24 + l) * stride]);
+        float x4 = (buf[at + (4 + l) * stride] + buf[at + (20 + l) * stride])
+                + (buf[at + (12 + l) * stride] + buf[at + (28 + l) * stride]);
+        return x0 + x4;
     }
 
     private float[] scratch(int size) {

@@ -31,11 +31,11 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Quantized weights (Q8_0, Q4_0 and the K-quants) multiply, by default, activations quantized
  * to 8 bits as llama.cpp does ({@link Q8Activations}, {@link Int8Dot}): once per matmul each
- * token's activation row is quantized to Q8_0 or Q8_K blocks. A single token multiplies rows with
- * integer dot products inside a block and one float multiply per block (on 512-bit machines, the
- * 16-bit-lane kernels of {@link Int8Dot} for Q8_0, Q4_0, Q4_K and Q6_K); a batch dequantizes the
- * quantized activations once and goes through the float 4x4 tiles (same products, float sums). This is what makes results agree
- * with llama.cpp on quantized files. {@code new PanamaKernels(threads, false)} or the system
+ * token's activation row is quantized to Q8_0 or Q8_K blocks. A single token (or a batch of up to
+ * {@value #EXACT_BATCH}) multiplies rows with integer dot products and sums them in the float order
+ * of ggml's x86 kernels ({@link Int8Dot}, {@link ScalarInt8#row}): bit for bit llama.cpp's
+ * results. A longer batch dequantizes the quantized activations once and goes through the float
+ * 4x4 tiles (same products, sums rounded in another order). {@code new PanamaKernels(threads, false)} or the system
  * property {@code -Djcascade.activations=f32} select the float path instead (weights dequantized
  * and multiplied with the float activations).
  *
@@ -88,6 +88,12 @@ public final class PanamaKernels implements CpuKernels {
     private final ForJob forJob = new ForJob();
     /** Whether quantized weights multiply 8-bit activations (llama.cpp's way). */
     private final boolean int8;
+    /**
+     * Batches of up to this many tokens multiply quantized weights with the same integer kernels
+     * as a single token, so their results are bit for bit llama.cpp's; longer ones go through the
+     * float tiles (faster for prompts, sums rounded in another order).
+     */
+    static final int EXACT_BATCH = 16;
     /** Quantized activations of the matmul in progress on each calling thread, reused. */
     private final ThreadLocal<Q8Activations> q8 = ThreadLocal.withInitial(Q8Activations::new);
     /** The float path's K-quant row (dequantized, then multiplied), per thread. */
@@ -154,11 +160,13 @@ public final class PanamaKernels implements CpuKernels {
         if (int8 && w.type().isQuantized()) {
             xq = q8.get();
             xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
-            if (nTokens > 1) {
-                // Batches: the 8-bit activations dequantized once and multiplied in the float 4x4
-                // tiles below. Without 8-bit dot instructions the float tile does ~4x fewer vector
-                // operations per weight than integer dots; the products are those of the integer
-                // path (exact floats for Q8_0/Q4_0), only the float rounding of the sums differs.
+            if (nTokens > EXACT_BATCH) {
+                // Long batches: the 8-bit activations dequantized once and multiplied in the float
+                // 4x4 tiles below. Without 8-bit dot instructions the float tile does ~4x fewer
+                // vector operations per weight than integer dots; the products are those of the
+                // integer path (exact floats for Q8_0/Q4_0), only the float rounding of the sums
+                // differs. Short batches (chat turns, the tests against llama.cpp) take the integer
+                // dots row by row (the row stays in L1 across the tokens): llama.cpp's numbers.
                 x = xq.dequantize(nTokens);
                 xOffset = 0;
                 xStride = cols;
@@ -209,11 +217,12 @@ public final class PanamaKernels implements CpuKernels {
         int cols = w.cols();
         long rowBytes = w.rowBytes();
         boolean wide = Int8Dot.wide(type);
+        boolean repacked = w.rows() % 8 == 0; // see ScalarInt8.row: llama.cpp repacks such Q4_0 matrices
         for (int r = r0; r < r1; r++) {
             for (int t = 0; t < nTokens; t++) {
                 out[outOffset + t * outStride + r] = wide
-                        ? Int8Dot.dotWide(type, seg, r * rowBytes, cols, xq, t)
-                        : Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t);
+                        ? Int8Dot.dotWide(type, seg, r * rowBytes, cols, xq, t, repacked)
+                        : Int8Dot.dot(type, seg, r * rowBytes, cols, xq, t, repacked);
             }
         }
     }
@@ -779,8 +788,9 @@ public final class PanamaKernels implements CpuKernels {
             for (int h = 0, base = offset; h < nHeads; h++, base += headDim) {
                 float v0 = x[base + i0];
                 float v1 = x[base + i1];
-                x[base + i0] = v0 * cos - v1 * sin;
-                x[base + i1] = v0 * sin + v1 * cos;
+                // as ggml's compiled rope (first product of each line fused): bit for bit its result
+                x[base + i0] = Math.fma(v0, cos, -(v1 * sin));
+                x[base + i1] = Math.fma(v0, sin, v1 * cos);
             }
             theta *= thetaScale;
         }
@@ -819,9 +829,10 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void swiglu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset, int n) {
+        // ggml's SiLU (v_expf on full chunks of 8, libm expf on the rest), then the product
+        int vectorPart = n - n % 8;
         for (int i = 0; i < n; i++) {
-            float g = gate[gateOffset + i];
-            out[outOffset + i] = g / (1.0f + (float) Math.exp(-g)) * up[upOffset + i];
+            out[outOffset + i] = GgmlMath.silu(gate[gateOffset + i], i < vectorPart) * up[upOffset + i];
         }
     }
 

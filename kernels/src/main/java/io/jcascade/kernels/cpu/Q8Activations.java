@@ -26,6 +26,12 @@ final class Q8Activations {
     int[] q = new int[0];
     /** The same quants as {@link #q}, as shorts: the Q8_0/Q4_0 kernels multiply them in 16-bit lanes. */
     short[] qs = new short[0];
+    /**
+     * The same quants with each chunk of 32 transposed as 4 x 8: {@code qt[32m + 8k + l] = q[32m + 4l + k]}.
+     * Lane l of the 8-lane kernels of {@link Int8Dot} then sums elements 4l .. 4l+3 of a chunk,
+     * which is the grouping of ggml's x86 dot products (and so their float rounding).
+     */
+    int[] qt = new int[0];
     float[] d = new float[0];
     int[] bsums = new int[0];
     /** Elements per token row. */
@@ -71,6 +77,7 @@ final class Q8Activations {
         if (q.length < total) {
             q = new int[total];
             qs = new short[total];
+            qt = new int[total];
             d = new float[total / 32];
             bsums = new int[total / 16];
         }
@@ -81,12 +88,17 @@ final class Q8Activations {
                 quantizeQ8_0(x, xOffset + t * xStride, t * n);
             }
         }
+        for (int m = 0; m < total; m += 32) {
+            for (int j = 0; j < 32; j++) {
+                qt[m + 8 * (j & 3) + (j >> 2)] = q[m + j];
+            }
+        }
     }
 
     /**
-     * As ggml's {@code quantize_row_q8_0_ref}, which the llama.cpp build jcascade is tested against
-     * runs (its AVX2 variant computes {@code rint(x * (127 / amax))} instead and agreed less): per
-     * block of 32, {@code d = amax / 127} (stored as fp16), {@code q = roundf(x * (1 / d))}.
+     * As ggml's x86 {@code quantize_row_q8_0} (AVX2, what llama.cpp runs on these machines, also in
+     * its repacked and tinyBLAS paths): per block of 32, {@code d = amax / 127} stored as fp16,
+     * {@code q = rint(x * (127 / amax))}, rounding half to even.
      */
     private void quantizeQ8_0(float[] x, int xo, int qo) {
         for (int b = 0; b < n / 32; b++) {
@@ -95,13 +107,10 @@ final class Q8Activations {
             for (int j = 0; j < 32; j++) {
                 amax = Math.max(amax, Math.abs(x[xb + j]));
             }
-            float dd = amax / 127f;
-            d[qo / 32 + b] = Float.float16ToFloat(Float.floatToFloat16(dd));
-            float id = dd != 0 ? 1f / dd : 0f;
+            d[qo / 32 + b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            float id = amax != 0 ? 127f / amax : 0f;
             for (int j = 0; j < 32; j++) {
-                // roundf: half away from zero
-                float v = x[xb + j] * id;
-                int qv = v < 0 ? -Math.round(-v) : Math.round(v);
+                int qv = (int) Math.rint(x[xb + j] * id);
                 q[qo + 32 * b + j] = qv;
                 qs[qo + 32 * b + j] = (short) qv;
             }

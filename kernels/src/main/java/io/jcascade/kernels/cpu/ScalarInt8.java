@@ -10,8 +10,8 @@ import java.lang.foreign.ValueLayout;
  * {@link ScalarKernels#int8Activations()}: element by element, straight from the block layouts,
  * sharing no code with the fast path ({@link Q8Activations}, {@link Int8Dot}).
  *
- * <p>Per token the activation row is quantized like ggml's {@code quantize_row_q8_0_ref}
- * ({@code d = amax / 127} stored as fp16, {@code q = roundf(x / d)}) for
+ * <p>Per token the activation row is quantized like ggml's {@code quantize_row_q8_0} on x86
+ * ({@code d = amax / 127} stored as fp16, {@code q = rint(x * (127 / amax))}) for
  * Q8_0/Q4_0 weights, or like {@code quantize_row_q8_K} ({@code iscale = -127 / max} where
  * {@code max} is the signed element of largest magnitude, {@code q = min(127, nearest_int(iscale * x))},
  * float {@code d = 1 / iscale}) for K-quants. The integer products are summed and scaled in the float
@@ -154,19 +154,17 @@ final class ScalarInt8 {
         return (h0 + h2) + (h1 + h3);
     }
 
-    /** ggml quantize_row_q8_0_ref: per 32, d = amax/127 (fp16 stored), q = roundf(x * (1/d)). */
+    /** ggml's x86 quantize_row_q8_0: per 32, d = amax/127 (fp16 stored), q = rint(x * (127/amax)). */
     static void quantizeQ8_0(float[] x, int xo, int n, int[] q, float[] d) {
         for (int b = 0; b < n / 32; b++) {
             float amax = 0;
             for (int j = 0; j < 32; j++) {
                 amax = Math.max(amax, Math.abs(x[xo + 32 * b + j]));
             }
-            float dd = amax / 127f;
-            d[b] = Float.float16ToFloat(Float.floatToFloat16(dd));
-            float id = dd != 0 ? 1f / dd : 0f;
+            d[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            float id = amax != 0 ? 127f / amax : 0f;
             for (int j = 0; j < 32; j++) {
-                double v = (double) (x[xo + 32 * b + j] * id);
-                q[32 * b + j] = (int) (Math.signum(v) * Math.floor(Math.abs(v) + 0.5));
+                q[32 * b + j] = (int) Math.rint(x[xo + 32 * b + j] * id);
             }
         }
     }

@@ -257,8 +257,8 @@ public final class ScalarKernels implements CpuKernels {
                 int b = neox ? base + i + half : base + 2 * i + 1;
                 float x0 = x[a];
                 float x1 = x[b];
-                x[a] = x0 * cos - x1 * sin;
-                x[b] = x0 * sin + x1 * cos;
+                x[a] = Math.fma(x0, cos, -(x1 * sin)); // ggml's contraction, see PanamaKernels.rope
+                x[b] = Math.fma(x0, sin, x1 * cos);
                 theta *= thetaScale;
             }
         }
@@ -284,10 +284,9 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void swiglu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset, int n) {
+        int vectorPart = n - n % 8; // ggml: v_expf on full chunks of 8, libm expf on the rest
         for (int i = 0; i < n; i++) {
-            float g = gate[gateOffset + i];
-            float silu = g / (1.0f + (float) Math.exp(-g));
-            out[outOffset + i] = silu * up[upOffset + i];
+            out[outOffset + i] = GgmlMath.silu(gate[gateOffset + i], i < vectorPart) * up[upOffset + i];
         }
     }
 

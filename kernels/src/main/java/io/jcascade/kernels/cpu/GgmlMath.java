@@ -1,0 +1,121 @@
+package io.jcascade.kernels.cpu;
+
+/**
+ * The float arithmetic of llama.cpp's x86 CPU kernels that jcascade reproduces bit for bit, so
+ * that activations quantized to 8 bits round the same way on both sides (one ulp of difference
+ * can move a value across a rounding boundary and shift a logit by ~0.1).
+ *
+ * <ul>
+ *   <li>{@link #expf}: ggml's vectorized {@code exp} for 8-wide AVX2 ({@code ggml_v_expf}), the
+ *       range reduction and degree-5 polynomial of Arm's optimized-routines {@code expf}
+ *       (within 1.5 ulp of the true value), which its softmax and SiLU use for every full chunk
+ *       of 8 elements (the rest go through libm's {@code expf}, which {@code Math.exp} rounded
+ *       to float matches).</li>
+ *   <li>{@link #hsum8}: the horizontal sum of 8 float lanes ({@code hsum_float_8}).</li>
+ * </ul>
+ *
+ * <pre>{@code
+ * float e = GgmlMath.expf(-1.5f);              // ggml_v_expf(-1.5f), lane by lane
+ * float s = GgmlMath.hsum8(new float[8], 0);   // 0
+ * }</pre>
+ */
+public final class GgmlMath {
+
+    private GgmlMath() {
+    }
+
+    private static final float SHIFT = 0x1.8p23f;          // 1.5 * 2^23: rounds n to an integer
+    private static final float INV_LN2 = 0x1.715476p+0f;
+    private static final float LN2_HI = 0x1.62e4p-1f, LN2_LO = 0x1.7f7d1cp-20f;
+    private static final float C0 = 0x1.ffffecp-1f, C1 = 0x1.fffdb6p-2f, C2 = 0x1.555e66p-3f, C3 = 0x1.573e2ep-5f,
+            C4 = 0x1.0e4020p-7f;
+
+    /**
+     * ggml_v_expf for one lane: {@code exp(x) = 2^n * (1 + p(b))} with {@code n = round(x / ln 2)},
+     * {@code b = x - n ln 2} (two-part ln 2), p a degree-5 polynomial; |n| > 126 is scaled in two
+     * steps and |n| > 192 saturates to 0 or infinity.
+     */
+    public static float expf(float x) {
+        float z = Math.fma(x, INV_LN2, SHIFT);
+        float n = z - SHIFT;
+        float b = Math.fma(-n, LN2_LO, Math.fma(-n, LN2_HI, x));
+        int e = Float.floatToRawIntBits(z) << 23;
+        float k = Float.intBitsToFloat(e + Float.floatToRawIntBits(1f));
+        float u = b * b;
+        float j = Math.fma(Math.fma(Math.fma(C4, b, C3), u, Math.fma(C2, b, C1)), u, C0 * b);
+        float an = Math.abs(n);
+        if (!(an > 126)) {
+            return Math.fma(j, k, k);
+        }
+        int g = n <= 0 ? 0x82000000 : 0;
+        float s1 = Float.intBitsToFloat(g + 0x7f000000);
+        if (an > 192) {
+            return s1 * s1;
+        }
+        float s2 = Float.intBitsToFloat(e - g);
+        return Math.fma(s2, j, s2) * s1;
+    }
+
+    /** ggml's scalar SiLU: {@code x / (1 + e)} with {@code e} from {@link #expf} (or libm in a tail). */
+    static float silu(float x, boolean vectorLane) {
+        float e = vectorLane ? expf(-x) : (float) Math.exp(-x);
+        return x / (1.0f + e);
+    }
+
+    /** ggml's hsum_float_8 of {@code a[o .. o+8)}: halves added, then lanes (0+2) and (1+3), then those. */
+    public static float hsum8(float[] a, int o) {
+        float h0 = a[o + 4] + a[o], h1 = a[o + 5] + a[o + 1], h2 = a[o + 6] + a[o + 2], h3 = a[o + 7] + a[o + 3];
+        return (h0 + h2) + (h1 + h3);
+    }
+
+    /**
+     * A dot product as ggml's 8-wide f16 kernels (tinyBLAS) sum it: lane j accumulates
+     * {@code a[i] * b[i]} for i = j mod 8 by fused multiply-adds in order, then {@link #hsum8};
+     * elements past the last full 8 (which ggml's shapes never have) are added after.
+     * {@code lanes} is scratch of at least 8.
+     */
+    public static float dot8(float[] a, int ao, float[] b, int bo, int n, float[] lanes) {
+        java.util.Arrays.fill(lanes, 0, 8, 0f);
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            for (int j = 0; j < 8; j++) {
+                lanes[j] = Math.fma(a[ao + i + j], b[bo + i + j], lanes[j]);
+            }
+        }
+        float s = hsum8(lanes, 0);
+        for (; i < n; i++) {
+            s = Math.fma(a[ao + i], b[bo + i], s);
+        }
+        return s;
+    }
+
+    /** Lanes l and l + 4 of the four accumulators, each reduced (a0+a2) + (a1+a3), then added. */
+    private static float lane(float[] acc, int l) {
+        return ((acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l])) + ((acc[4 + l] + acc[20 + l]) + (acc[12 + l] + acc[28 + l]));
+    }
+
+    /**
+     * A dot product of f16 values (held as floats) as ggml's {@code ggml_vec_dot_f16} sums it on
+     * AVX2: four accumulators of 8 lanes over steps of 32 (lane j of accumulator r takes element
+     * 32s + 8r + j by fused multiply-add), reduced as {@code (a0+a2) + (a1+a3)}, then the 8 lanes
+     * as {@code ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7))}; the elements past the last step of 32
+     * added in double, and the total rounded to float once. {@code acc} is scratch of 32.
+     */
+    public static float dotF16(float[] a, int ao, float[] b, int bo, int n, float[] acc) {
+        int np = n & ~31;
+        double sum = 0;
+        if (np > 0) {
+            java.util.Arrays.fill(acc, 0, 32, 0f);
+            for (int i = 0; i < np; i += 32) {
+                for (int j = 0; j < 32; j++) {
+                    acc[j] = Math.fma(a[ao + i + j], b[bo + i + j], acc[j]);
+                }
+            }
+            sum = (lane(acc, 0) + lane(acc, 1)) + (lane(acc, 2) + lane(acc, 3));
+        }
+        for (int i = np; i < n; i++) {
+            sum += (double) (a[ao + i] * b[bo + i]);
+        }
+        return (float) sum;
+    }
+}
