@@ -322,7 +322,7 @@ public final class PanamaKernels implements CpuKernels {
 
     private static void checkSupported(GgmlType type) {
         switch (type) {
-            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> { }
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported by the CPU kernels");
         }
     }
@@ -335,7 +335,7 @@ public final class PanamaKernels implements CpuKernels {
             case BF16 -> dotBF16(seg, off, x, xo, n);
             case Q8_0 -> VECTOR_BLOCKS ? dotQ8(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
             case Q4_0 -> VECTOR_BLOCKS ? dotQ4(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
-            case Q2_K, Q4_K, Q5_K, Q6_K -> dotK(type, seg, off, x, xo, n);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> dotK(type, seg, off, x, xo, n);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         };
     }
@@ -660,7 +660,7 @@ public final class PanamaKernels implements CpuKernels {
                     dequantizeScalar(type, seg, off, n, out, oo);
                 }
             }
-            case Q2_K, Q4_K, Q5_K, Q6_K -> Int8Dot.dequantizeK(type, seg, off, n, out, oo);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> Int8Dot.dequantizeK(type, seg, off, n, out, oo);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         }
     }

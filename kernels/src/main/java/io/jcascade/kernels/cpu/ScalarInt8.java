@@ -124,6 +124,17 @@ final class ScalarInt8 {
                 }
                 return d[b] * f16(seg, bo + 80) * sumi - d[b] * f16(seg, bo + 82) * summ;
             }
+            case Q3_K -> {
+                // as ggml's vec_dot_q3_K_q8_K: sum_e (scale(e/16) - 32) * q_e * y_e in integers
+                int sumi = 0;
+                for (int e = 0; e < 256; e++) {
+                    int h = e / 128, j = (e % 128) / 32, l = e % 32;
+                    int lo = (u8(seg, bo + 32 + 32 * h + l) >> (2 * j)) & 3;
+                    int v = lo - (((u8(seg, bo + l) >> (e / 32)) & 1) == 1 ? 0 : 4);
+                    sumi += (ScalarKernels.q3Scale(seg, bo + 96, e / 16) - 32) * v * qk[yk + e];
+                }
+                return d[b] * f16(seg, bo + 108) * sumi;
+            }
             case Q4_K, Q5_K -> {
                 boolean five = type == GgmlType.Q5_K;
                 long qs = bo + (five ? 48 : 16);
