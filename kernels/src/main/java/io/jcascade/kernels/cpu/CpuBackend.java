@@ -157,7 +157,7 @@ public final class CpuBackend implements Backend {
         int width = nHeads * headDim;
         for (int t = 0; t < nTokens; t++) {
             kernels.rope(xs, t * width, nHeads, headDim, rope.dims(), startPos + t, rope.freqBase(),
-                    rope.freqFactors(), rope.neox(), rope.freqScale());
+                    rope.freqFactors(), rope.neox(), rope.freqScale(), rope.attnFactor());
         }
     }
 

@@ -762,7 +762,7 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox, float freqScale) {
+            float[] freqFactors, boolean neox, float freqScale, float mscale) {
         // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
         // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
         // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
@@ -771,8 +771,9 @@ public final class PanamaKernels implements CpuKernels {
         float theta = (float) pos;
         for (int i = 0; i < half; i++) {
             float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
-            float cos = (float) Math.cos(angle);
-            float sin = (float) Math.sin(angle);
+            // ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale
+            float cos = (float) Math.cos(angle) * mscale;
+            float sin = (float) Math.sin(angle) * mscale;
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;

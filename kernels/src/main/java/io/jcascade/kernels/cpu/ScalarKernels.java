@@ -273,7 +273,7 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox, float freqScale) {
+            float[] freqFactors, boolean neox, float freqScale, float mscale) {
         float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
         int half = ropeDims / 2;
         for (int h = 0; h < nHeads; h++) {
@@ -281,8 +281,8 @@ public final class ScalarKernels implements CpuKernels {
             float theta = pos;
             for (int i = 0; i < half; i++) {
                 float angle = freqScale * (theta / (freqFactors != null ? freqFactors[i] : 1.0f));
-                float cos = (float) Math.cos(angle);
-                float sin = (float) Math.sin(angle);
+                float cos = (float) Math.cos(angle) * mscale;
+                float sin = (float) Math.sin(angle) * mscale;
                 int a = neox ? base + i : base + 2 * i;
                 int b = neox ? base + i + half : base + 2 * i + 1;
                 float x0 = x[a];
