@@ -100,8 +100,10 @@ class QuantizedPositionAgreementTest {
             assertThat(f.maxDp()).as(name + ": " + f).isLessThanOrEqualTo(0.01);
             return;
         }
-        // Measured (2 threads, AVX2 host): Q8_0 99.78 %, Q4_0 99.78 %, Q4_K 97.88 %, Q5_K 98.11 %,
-        // Q6_K 99.00 %, Q4_K_M 98.33 %; max |dp| 0.025 .. 0.038.
+        // Measured (2 threads, AVX2 host): Q8_0 99.78 %, Q4_0 99.78 %, Q3_K 99.47 %, Q4_K 97.88 %,
+        // Q5_K 98.11 %, Q6_K 99.00 %, Q3_K_M 98.68 %, Q4_K_M 98.33 %; max |dp| 0.023 .. 0.038. A later
+        // run (when Q3_K was added) gave Q4_K 98.33 %, Q5_K 98.36 %, Q6_K 98.88 %, Q4_K_M 97.88 %
+        // on the same files: the figures move by a few tenths between runs (cause not pinned down).
         assertThat(f.agreement()).as(name + ": " + f).isGreaterThanOrEqualTo(0.97);
         assertThat(f.maxDp()).as(name + ": " + f).isLessThanOrEqualTo(0.06);
     }
