@@ -249,7 +249,8 @@ rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, fl
 // One thread per (token, head, pair).
 
 extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
-                                float theta_scale, const float* factors, int neox, float freq_scale) {
+                                float theta_scale, const float* factors, int neox, float freq_scale,
+                                float mscale) {
     int half = rope_dims / 2;
     long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     long long total = (long long) n_tokens * n_heads * half;
@@ -264,8 +265,9 @@ extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_di
         theta *= theta_scale;
     }
     float angle = __fmul_rn(freq_scale, factors != 0 ? __fdiv_rn(theta, factors[i]) : theta);
-    float c = (float) cos((double) angle);
-    float s = (float) sin((double) angle);
+    // as ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale (attn_factor)
+    float c = __fmul_rn((float) cos((double) angle), mscale);
+    float s = __fmul_rn((float) sin((double) angle), mscale);
     float* base = x + ((long long) t * n_heads + h) * head_dim;
     int a = neox ? i : 2 * i;
     int b = neox ? i + half : 2 * i + 1;

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 class WeightsTest {
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q2_K", "Q4_K", "Q5_K", "Q6_K"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"})
     void randomMatricesDequantizeToFiniteNonZeroValues(GgmlType type) {
         WeightMatrix w = Weights.random(type, 16, 512, 7);
         float[] row = new float[w.cols()];

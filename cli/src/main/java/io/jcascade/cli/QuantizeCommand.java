@@ -45,7 +45,7 @@ final class QuantizeCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--type", required = true,
-            description = "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or Q4_K_M")
+            description = "one of: ${COMPLETION-CANDIDATES} (Q3_K = Q3_K_S; Q4_K, Q5_K: the base type everywhere but the output head)")
     QuantPlan.FileType type;
 
     @Override

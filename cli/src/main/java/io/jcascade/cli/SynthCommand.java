@@ -36,7 +36,7 @@ final class SynthCommand implements Callable<Integer> {
     String shape;
 
     @Option(names = "--type", defaultValue = "F32", description = "F32, F16, BF16, or a quantized file type: Q8_0, Q4_0, "
-            + "Q4_K, Q5_K, Q6_K, Q4_K_M (default ${DEFAULT-VALUE})")
+            + "Q3_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K, Q5_K, Q6_K, Q4_K_M (default ${DEFAULT-VALUE})")
     String type;
 
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
@@ -70,8 +70,8 @@ final class SynthCommand implements Callable<Integer> {
             try {
                 quantized = QuantPlan.FileType.valueOf(upper);
             } catch (IllegalArgumentException e) {
-                throw new CliException("unknown --type " + type + "; use F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K "
-                        + "or Q4_K_M");
+                throw new CliException("unknown --type " + type + "; use F32, F16, BF16, Q8_0, Q4_0, Q3_K, Q3_K_S, "
+                        + "Q3_K_M, Q3_K_L, Q4_K, Q5_K, Q6_K or Q4_K_M");
             }
             // Quantized files are made as llama.cpp users make them: F16 weights, then the quantizer.
             t = GgmlType.F16;

@@ -120,4 +120,35 @@ class QuantizeCommandTest {
             assertThat(b.get("general.file_type").orElseThrow().asInt()).isEqualTo(7);
         }
     }
+
+    /**
+     * The command line: {@code quantize IN OUT --type Q3_K / Q3_K_M} on a random llama model with
+     * 256-wide rows (so K-quants apply), each tensor gets llama.cpp's type for that file type,
+     * and {@code generate} runs on the result.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q3_K", "Q3_K_M"})
+    void q3KFromTheCommandLine(String type) throws Exception {
+        Path in = io.jcascade.engine.RandomLlama.write(root("models/stories260K.gguf"), tmp.resolve("f32.gguf"));
+        Path out = tmp.resolve(type + ".gguf");
+        CliTest.Run r = CliTest.run("quantize", in.toString(), out.toString(), "--type", type);
+        assertThat(r.exit()).as(r.err()).isZero();
+        boolean medium = type.equals("Q3_K_M");
+        try (GgufFile g = GgufFile.open(out)) {
+            assertThat(g.getInt("general.file_type")).isEqualTo(medium ? 12 : 11);
+            assertThat(g.tensor("output.weight").type()).isEqualTo(GgmlType.Q6_K);
+            assertThat(g.tensor("token_embd.weight").type()).isEqualTo(GgmlType.Q3_K);
+            assertThat(g.tensor("blk.1.attn_q.weight").type()).isEqualTo(GgmlType.Q3_K);
+            assertThat(g.tensor("blk.1.ffn_up.weight").type()).isEqualTo(GgmlType.Q3_K);
+            // Q3_K_M: attn_v Q5_K in the first two layers; attn_output and ffn_down (2 layers < 16) Q4_K
+            assertThat(g.tensor("blk.1.attn_v.weight").type()).isEqualTo(medium ? GgmlType.Q5_K : GgmlType.Q3_K);
+            assertThat(g.tensor("blk.1.attn_output.weight").type()).isEqualTo(medium ? GgmlType.Q4_K : GgmlType.Q3_K);
+            assertThat(g.tensor("blk.0.ffn_down.weight").type()).isEqualTo(medium ? GgmlType.Q4_K : GgmlType.Q3_K);
+            assertThat(g.tensor("blk.0.attn_norm.weight").type()).isEqualTo(GgmlType.F32);
+        }
+        CliTest.Run gen = CliTest.run("generate", "--model", out.toString(), "--prompt", "Once upon a time",
+                "--max-tokens", "8", "--temperature", "0", "--threads", "2");
+        assertThat(gen.exit()).as(gen.err()).isZero();
+        assertThat(gen.out()).isNotBlank();
+    }
 }

@@ -56,7 +56,7 @@ public final class Model implements AutoCloseable {
         this.backend = backend;
         this.llama = llama;
         this.options = options;
-        this.contextLength = options.contextLength() > 0 ? options.contextLength() : llama.maxContextLength();
+        this.contextLength = options.contextLength() > 0 ? options.contextLength() : llama.defaultContextLength();
     }
 
     /** Loads a GGUF model with {@link ModelOptions#defaults()}. */

@@ -21,6 +21,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -76,16 +77,79 @@ class ArchitectureAgreementTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void greedyGenerationMatchesLlamaCpp(String shapeName, GgmlType type) throws Exception {
+        compare(shapeName, type, 256);
+    }
+
+    /**
+     * Phi-3 128k's LongRoPE past its original context: both engines run phi3-tiny-partial (original
+     * context 4096, rope.scaling.attn_factor 1.1902) at a context of 8192, so both rotate with
+     * rope_factors_long (llama.cpp picks them when its context per sequence exceeds the original
+     * one) and scale every rotated pair by the attn_factor. Two controls show the test can fail:
+     * jcascade with the short factors, and jcascade without the magnitude scale, each generate
+     * other text than llama.cpp at this context.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16"})
+    void phi3LongRopeFactorsPastTheOriginalContextMatchLlamaCpp(GgmlType type) throws Exception {
+        String shapeName = "phi3-tiny-partial";
+        String expected = compare(shapeName, type, LONG_CONTEXT);
+        Path file = dir.resolve(shapeName + "-" + type + "-controls.gguf");
+        SynthShape shape = SynthShape.named(shapeName).orElseThrow();
+        SyntheticModel.of(shape).type(type).seed(11).vocab(SharedData.shared("tokenizer-vectors/" + shape.vocabFile()))
+                .write(file, b -> { });
+        try (LlamaCppOracle llamaCpp = new LlamaCppOracle(file, LONG_CONTEXT)) {
+            int[] prompt = withBos(file, llamaCpp.encode(PROMPT));
+            try (GgufFile gguf = GgufFile.open(file)) {
+                ModelConfig c = ModelConfig.from(gguf);
+                assertThat(c.ropeAttnFactor()).isCloseTo(1.1902f, org.assertj.core.api.Assertions.within(1e-4f));
+                Llama longRope = Llama.load(gguf, c, backend, LONG_CONTEXT);
+                Llama shortRope = Llama.load(gguf, c, backend, 256);
+                assertThat(longRope.rope().freqFactors()).as("long factors in use")
+                        .isNotEqualTo(shortRope.rope().freqFactors());
+                assertThat(shortRope.defaultContextLength()).isEqualTo(4096);
+            }
+            String shortText = llamaCpp.decode(withoutControlTokens(file, generate(file, prompt, new ArrayList<>(), 256,
+                    c -> c)));
+            assertThat(shortText).as("short factors at a long context").isNotEqualTo(expected);
+            String noScale = llamaCpp.decode(withoutControlTokens(file, generate(file, prompt, new ArrayList<>(),
+                    LONG_CONTEXT, c -> withoutAttnFactor(c))));
+            assertThat(noScale).as("long factors without the attn_factor").isNotEqualTo(expected);
+            System.out.printf("phi3-tiny-partial %s at context %d: %d characters as llama.cpp; short factors differ "
+                    + "from character %d, no attn_factor from character %d%n", type, LONG_CONTEXT, expected.length(),
+                    commonPrefix(shortText, expected), commonPrefix(noScale, expected));
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private static final int LONG_CONTEXT = 8192;
+
+    private static int commonPrefix(String a, String b) {
+        int i = 0;
+        while (i < Math.min(a.length(), b.length()) && a.charAt(i) == b.charAt(i)) {
+            i++;
+        }
+        return i;
+    }
+
+    private static ModelConfig withoutAttnFactor(ModelConfig c) {
+        return new ModelConfig(c.architecture(), c.dim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(), c.ffnDim(),
+                c.vocabSize(), c.contextLength(), c.rmsEps(), c.ropeBase(), c.ropeDims(), c.ropeNeox(),
+                c.ropeFreqScale(), c.ropeOriginalContext(), 1.0f);
+    }
+
+    /** Greedy generation of a shape in both engines at {@code context}; returns llama.cpp's text. */
+    private String compare(String shapeName, GgmlType type, int context) throws Exception {
         SynthShape shape = SynthShape.named(shapeName).orElseThrow();
         Path vocab = SharedData.shared("tokenizer-vectors/" + shape.vocabFile());
         Path file = dir.resolve(shapeName + "-" + type + ".gguf");
         SyntheticModel.of(shape).type(type).seed(11).vocab(vocab).write(file, b -> { });
-        try (LlamaCppOracle llamaCpp = new LlamaCppOracle(file, 256)) {
+        try (LlamaCppOracle llamaCpp = new LlamaCppOracle(file, context)) {
             int[] prompt = withBos(file, llamaCpp.encode(PROMPT));
             String expected = llamaCpp.greedy(PROMPT, TOKENS);
             List<double[]> top = new ArrayList<>();
             // llama.cpp's completion text leaves control tokens out; its decode would print them.
-            int[] generated = generate(file, prompt, top);
+            int[] generated = generate(file, prompt, top, context, c -> c);
             if (type == GgmlType.BF16) {
                 // llama.cpp rounds activations to bf16 for bf16 weights (its vec_dot type), we keep
                 // them in float: logits differ by ~1e-2, so only steps up to the first near tie
@@ -98,7 +162,7 @@ class ArchitectureAgreementTest {
                 assertThat(expected).as("bf16 %s: first %d decisive tokens", shapeName, k)
                         .startsWith(llamaCpp.decode(sure));
                 assertThat(k).as("decisive bf16 steps").isGreaterThanOrEqualTo(3);
-                return;
+                return expected;
             }
             int[] ours = withoutControlTokens(file, generated);
             String ourText = llamaCpp.decode(ours);
@@ -115,6 +179,7 @@ class ArchitectureAgreementTest {
             for (double[] t : top) {
                 assertThat(t[0] - t[1]).as("top-2 probability gap").isGreaterThan(1e-3);
             }
+            return expected;
         } finally {
             Files.deleteIfExists(file);
         }
@@ -163,10 +228,11 @@ class ArchitectureAgreementTest {
     }
 
     /** Greedy ids after {@code prompt}, and at each step our top probabilities (softmax in double). */
-    private int[] generate(Path file, int[] prompt, List<double[]> top) throws Exception {
+    private int[] generate(Path file, int[] prompt, List<double[]> top, int context,
+            java.util.function.UnaryOperator<ModelConfig> adjust) throws Exception {
         try (GgufFile gguf = GgufFile.open(file)) {
-            ModelConfig c = ModelConfig.from(gguf);
-            Llama llama = Llama.load(gguf, c, backend, 256);
+            ModelConfig c = adjust.apply(ModelConfig.from(gguf));
+            Llama llama = Llama.load(gguf, c, backend, context);
             Llama.State state = llama.newState(prompt.length + TOKENS, 64);
             float[] logits = new float[c.vocabSize()];
             llama.forward(state, prompt, prompt.length, 0, logits);

@@ -41,20 +41,28 @@ public interface Backend extends AutoCloseable {
      * How positions turn into rotations: see {@code CpuKernels.rope} for the exact formula.
      *
      * <pre>{@code
-     * new Backend.Rope(64, 500000f, ropeFreqs, false, 1f)   // Llama 3.1/3.2: per-pair divisors
-     * new Backend.Rope(96, 10000f, null, true, 0.25f)       // NeoX, linear scaling by 4
+     * new Backend.Rope(64, 500000f, ropeFreqs, false, 1f)          // Llama 3.1/3.2: per-pair divisors
+     * new Backend.Rope(96, 10000f, null, true, 0.25f)              // NeoX, linear scaling by 4
+     * new Backend.Rope(96, 10000f, longFactors, true, 1f, 1.19f)   // Phi-3 128k past 4k: LongRoPE
      * }</pre>
      *
      * @param dims how many leading dimensions of each head rotate (partial rotary when fewer than the head)
      * @param freqBase frequency base ({@code rope.freq_base})
-     * @param freqFactors per-pair divisors of the angle ({@code rope_freqs}, {@code rope_factors_short}), or null
+     * @param freqFactors per-pair divisors of the angle ({@code rope_freqs}, {@code rope_factors_short/long}), or null
      * @param neox rotate pairs {@code (i, i + dims/2)} rather than adjacent pairs
      * @param freqScale multiplier of every angle: {@code 1 / rope.scaling.factor} for linear scaling, else 1
+     * @param attnFactor multiplier of every rotated pair (ggml's {@code mscale}: its cosines and sines
+     *     are scaled): {@code rope.scaling.attn_factor}, else 1
      */
-    record Rope(int dims, float freqBase, float[] freqFactors, boolean neox, float freqScale) {
-        /** Unscaled rope ({@code freqScale = 1}). */
+    record Rope(int dims, float freqBase, float[] freqFactors, boolean neox, float freqScale, float attnFactor) {
+        /** Unscaled rope ({@code freqScale = 1}, {@code attnFactor = 1}). */
         public Rope(int dims, float freqBase, float[] freqFactors, boolean neox) {
-            this(dims, freqBase, freqFactors, neox, 1.0f);
+            this(dims, freqBase, freqFactors, neox, 1.0f, 1.0f);
+        }
+
+        /** Rope with a frequency scale and no magnitude scale ({@code attnFactor = 1}). */
+        public Rope(int dims, float freqBase, float[] freqFactors, boolean neox, float freqScale) {
+            this(dims, freqBase, freqFactors, neox, freqScale, 1.0f);
         }
     }
 

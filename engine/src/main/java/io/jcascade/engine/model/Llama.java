@@ -60,10 +60,10 @@ public final class Llama {
     private final Backend.Rope rope;
     private final float qScale;
     private final float kqScale;
-    private final int maxContextLength;
+    private final int defaultContextLength;
 
     private Llama(ModelConfig config, Backend backend, Weight tokenEmbedding, Layer[] layers, Weight outputNorm,
-            Weight output, float[] ropeFactors, int maxContextLength) {
+            Weight output, float[] ropeFactors, int defaultContextLength) {
         this.config = config;
         this.backend = backend;
         this.tokenEmbedding = tokenEmbedding;
@@ -71,21 +71,22 @@ public final class Llama {
         this.outputNorm = outputNorm;
         this.output = output;
         this.rope = new Backend.Rope(config.ropeDims(), config.ropeBase(), ropeFactors, config.ropeNeox(),
-                config.ropeFreqScale());
+                config.ropeFreqScale(), config.ropeAttnFactor());
         // As llama.cpp: 1.0f / sqrtf(head width), applied to the scores (llama) or the query (phi3).
         float scale = 1.0f / (float) Math.sqrt(config.headDim());
         this.qScale = config.isPhi3() ? scale : 1.0f;
         this.kqScale = config.isPhi3() ? 1.0f : scale;
-        this.maxContextLength = maxContextLength;
+        this.defaultContextLength = defaultContextLength;
     }
 
     /**
-     * The longest context this model runs: its trained context length, or for a phi3 file with
-     * long rope factors ({@code rope_factors_long}) its original context length, since only the
-     * short factors are implemented.
+     * The context a model runs at when none is asked for: its trained context length, or for a
+     * phi3 file with long rope factors ({@code rope_factors_long}, Phi-3 128k) its original
+     * context length, where the short factors hold. A longer context is asked for at
+     * {@link #load(GgufFile, ModelConfig, Backend, int) load}, which then picks the long factors.
      */
-    public int maxContextLength() {
-        return maxContextLength;
+    public int defaultContextLength() {
+        return defaultContextLength;
     }
 
     /** The rope this model applies (frequency factors, scaling, mode), for tests and backends. */
@@ -120,10 +121,10 @@ public final class Llama {
      * Llama model = Llama.load(gguf, c, backend, 4096);
      * }</pre>
      *
-     * @param contextLength the context the model will run at, or 0 for its default; it picks
-     *     phi3's short or long rope factors, as llama.cpp picks them by its context size
-     * @throws UnsupportedModelException if a tensor is missing or has the wrong shape or an unsupported
-     *     type, or the context needs phi3's long rope factors
+     * @param contextLength the context the model will run at, or 0 for its {@link #defaultContextLength()};
+     *     it picks phi3's short or long rope factors as llama.cpp picks them by its context size per
+     *     sequence: the long ones when it exceeds {@code rope.scaling.original_context_length}
+     * @throws UnsupportedModelException if a tensor is missing or has the wrong shape or an unsupported type
      */
     public static Llama load(GgufFile gguf, ModelConfig c, Backend backend, int contextLength)
             throws UnsupportedModelException, GgufFormatException {
@@ -170,22 +171,23 @@ public final class Llama {
 
         // Rope frequency factors, as llama.cpp's get_rope_factors picks them: rope_freqs (Llama 3.1
         // scaling) if present, else phi3's long factors when the context exceeds the original
-        // one, else its short factors.
-        int maxContext = c.contextLength();
+        // one, else its short factors. The magnitude scale (rope.scaling.attn_factor) applies with
+        // either set, as in llama.cpp.
+        int defaultContext = c.contextLength();
         float[] factors = vector(gguf, "rope_freqs.weight", c.ropeDims() / 2);
         if (factors == null) {
-            boolean hasLong = gguf.findTensor("rope_factors_long.weight").isPresent();
-            if (hasLong) {
-                maxContext = Math.min(maxContext, c.ropeOriginalContext());
-                if (contextLength > c.ropeOriginalContext()) {
-                    throw new UnsupportedModelException("a context of " + contextLength + " needs the long rope "
-                            + "factors (rope_factors_long) with LongRoPE attention scaling, which this version does "
-                            + "not implement; use a context of at most " + c.ropeOriginalContext());
+            if (gguf.findTensor("rope_factors_long.weight").isPresent()) {
+                defaultContext = Math.min(defaultContext, c.ropeOriginalContext());
+                int context = contextLength > 0 ? contextLength : defaultContext;
+                if (context > c.ropeOriginalContext()) {
+                    factors = vector(gguf, "rope_factors_long.weight", c.ropeDims() / 2);
                 }
             }
-            factors = vector(gguf, "rope_factors_short.weight", c.ropeDims() / 2);
+            if (factors == null) {
+                factors = vector(gguf, "rope_factors_short.weight", c.ropeDims() / 2);
+            }
         }
-        return new Llama(c, backend, embd, layers, norm, out, factors, maxContext);
+        return new Llama(c, backend, embd, layers, norm, out, factors, defaultContext);
     }
 
     private static WeightMatrix matrix(GgufFile gguf, String name, int rows, int cols) throws UnsupportedModelException {

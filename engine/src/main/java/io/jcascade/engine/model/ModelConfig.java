@@ -32,10 +32,14 @@ import java.util.List;
  *     scaling ({@code rope.scaling.type} absent or {@code linear}), 1 without scaling
  * @param ropeOriginalContext {@code rope.scaling.original_context_length}, else the context length:
  *     phi3's short rope factors hold up to here, its long ones beyond
+ * @param ropeAttnFactor {@code rope.scaling.attn_factor}, else 1: llama.cpp multiplies the cosines
+ *     and sines of every rope rotation by it (ggml's {@code mscale}), so rotated query and key
+ *     dimensions grow by this factor and attention scores by its square; Phi-3 128k files carry
+ *     LongRoPE's {@code sqrt(1 + ln(ctx / original) / ln(original))} (1.19 for 131072 / 4096)
  */
 public record ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
         int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox,
-        float ropeFreqScale, int ropeOriginalContext) {
+        float ropeFreqScale, int ropeOriginalContext, float ropeAttnFactor) {
 
     /**
      * Architectures this version runs: {@code llama} (Llama 1/2/3.x, Mistral, TinyLlama, ...) and
@@ -47,7 +51,15 @@ public record ModelConfig(String architecture, int dim, int layers, int heads, i
     public ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
             int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox) {
         this(architecture, dim, layers, heads, kvHeads, headDim, ffnDim, vocabSize, contextLength, rmsEps, ropeBase,
-                ropeDims, ropeNeox, 1.0f, contextLength);
+                ropeDims, ropeNeox, 1.0f, contextLength, 1.0f);
+    }
+
+    /** A config with frequency scaling and no rope magnitude scale ({@code ropeAttnFactor = 1}). */
+    public ModelConfig(String architecture, int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim,
+            int vocabSize, int contextLength, float rmsEps, float ropeBase, int ropeDims, boolean ropeNeox,
+            float ropeFreqScale, int ropeOriginalContext) {
+        this(architecture, dim, layers, heads, kvHeads, headDim, ffnDim, vocabSize, contextLength, rmsEps, ropeBase,
+                ropeDims, ropeNeox, ropeFreqScale, ropeOriginalContext, 1.0f);
     }
 
     /** Whether this is llama.cpp's {@code phi3} graph (fused tensors, NeoX rope, query scaled before attention). */
@@ -123,14 +135,15 @@ public record ModelConfig(String architecture, int dim, int layers, int heads, i
             throw new UnsupportedModelException("rope.scaling.factor " + factor + " is not a positive number");
         }
         int original = gguf.getInt(p + "rope.scaling.original_context_length", ctx);
-        // llama.cpp multiplies every rotated pair by this (ggml's mscale), at any context length.
+        // llama.cpp multiplies every rotated pair by this (ggml's mscale), at any context length and
+        // with either of phi3's factor sets (its context parameter yarn_attn_factor, 1 by default,
+        // times this key; YaRN's own log term only enters with yarn scaling, refused above).
         float attnFactor = gguf.getFloat(p + "rope.scaling.attn_factor", 1.0f);
-        if (attnFactor != 1.0f) {
-            throw new UnsupportedModelException("rope.scaling.attn_factor " + attnFactor + " (LongRoPE magnitude "
-                    + "scaling, Phi-3 128k) is not supported yet");
+        if (!(attnFactor > 0f) || Float.isInfinite(attnFactor)) {
+            throw new UnsupportedModelException("rope.scaling.attn_factor " + attnFactor + " is not a positive number");
         }
         return new ModelConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, eps, ropeBase, ropeDims,
-                arch.equals("phi3"), freqScale, original);
+                arch.equals("phi3"), freqScale, original, attnFactor);
     }
 
     private static int positive(GgufFile gguf, String key) throws GgufFormatException, UnsupportedModelException {

@@ -154,9 +154,8 @@ public final class SyntheticModel {
                 w.put(a + ".rope.scaling.factor", GgufValue.ofFloat32(s.ropeFactor()));
             }
             case PHI3_LONGROPE -> {
-                // Real Phi-3 128k files also carry rope.scaling.attn_factor (LongRoPE's magnitude
-                // scale); jcascade does not implement it yet, so synthetic files leave it out.
                 w.put(a + ".rope.scaling.original_context_length", GgufValue.ofUInt32(s.originalContext()));
+                w.put(a + ".rope.scaling.attn_factor", GgufValue.ofFloat32(longRopeAttnFactor(s)));
             }
             case NONE -> {
                 if (a.equals("phi3")) {
@@ -301,6 +300,16 @@ public final class SyntheticModel {
             }
         }
         return f;
+    }
+
+    /**
+     * LongRoPE's magnitude scale as llama.cpp's converter writes it for Phi-3 128k
+     * ({@code rope.scaling.attn_factor}): {@code sqrt(1 + ln(scale) / ln(original))} with
+     * {@code scale = context / original}; 1.1902 for 131072 / 4096.
+     */
+    static float longRopeAttnFactor(SynthShape s) {
+        double scale = (double) s.contextLength() / s.originalContext();
+        return scale > 1 ? (float) Math.sqrt(1 + Math.log(scale) / Math.log(s.originalContext())) : 1f;
     }
 
     /** Phi-3-style LongRoPE factors: short ones near 1, long ones rising to about the factor. */

@@ -98,9 +98,9 @@ public final class CpuBackend implements Backend {
             kernels.dequantizeRow(matrix, 0, vector, 0);
         } else {
             switch (matrix.type()) {
-                case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+                case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> { }
                 default -> throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
-                        + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K)");
+                        + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
             }
         }
         return new CpuWeight(matrix, vector);
@@ -157,7 +157,7 @@ public final class CpuBackend implements Backend {
         int width = nHeads * headDim;
         for (int t = 0; t < nTokens; t++) {
             kernels.rope(xs, t * width, nHeads, headDim, rope.dims(), startPos + t, rope.freqBase(),
-                    rope.freqFactors(), rope.neox(), rope.freqScale());
+                    rope.freqFactors(), rope.neox(), rope.freqScale(), rope.attnFactor());
         }
     }
 

@@ -68,8 +68,26 @@ public interface CpuKernels extends AutoCloseable {
      * {@code theta_i = pos * freqBase^(-2i/ropeDims)} is stepped in float as described above.
      * {@code freqScale = 1 / factor} is linear ("position interpolation") scaling.
      */
+    default void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
+            float[] freqFactors, boolean neox, float freqScale) {
+        rope(x, offset, nHeads, headDim, ropeDims, pos, freqBase, freqFactors, neox, freqScale, 1.0f);
+    }
+
+    /**
+     * Rotary position embedding with a frequency scale and a magnitude scale, as ggml's
+     * {@code rope_yarn} without extrapolation: the cosine and sine of each angle are rounded to
+     * float and multiplied by {@code mscale} before they rotate the pair, so every rotated pair
+     * (and only those: the dimensions past {@code ropeDims} keep their values) is scaled by
+     * {@code mscale}. llama.cpp passes {@code rope.scaling.attn_factor} here (Phi-3 128k's
+     * LongRoPE magnitude factor); 1 leaves {@link #rope(float[], int, int, int, int, int, float,
+     * float[], boolean, float)} unchanged.
+     *
+     * <pre>{@code
+     * k.rope(q, 0, heads, 96, 32, pos, 10000f, longFactors, true, 1f, 1.1902f);
+     * }</pre>
+     */
     void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox, float freqScale);
+            float[] freqFactors, boolean neox, float freqScale, float mscale);
 
     /** Softmax in place over {@code x[offset .. offset + n)}. */
     void softmax(float[] x, int offset, int n);

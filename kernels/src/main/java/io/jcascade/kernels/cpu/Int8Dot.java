@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API kernels for quantized weights: integer dot products of weight rows with
  * {@link Q8Activations} (llama.cpp's {@code vec_dot_q8_0_q8_0}, {@code vec_dot_q4_0_q8_0},
- * {@code vec_dot_q2_K_q8_K}, {@code vec_dot_q4_K_q8_K}, {@code vec_dot_q5_K_q8_K},
+ * {@code vec_dot_q2_K_q8_K}, {@code vec_dot_q3_K_q8_K}, {@code vec_dot_q4_K_q8_K}, {@code vec_dot_q5_K_q8_K},
  * {@code vec_dot_q6_K_q8_K}), and the K-quants' float dequantization.
  *
  * <p>On machines with 512-bit vectors, Q8_0, Q4_0, Q4_K and Q6_K use the 16-bit-lane kernels
@@ -278,6 +278,7 @@ final class Int8Dot {
             case Q8_0 -> dotQ8_0(seg, off, n, a.qt, qo, a.d, qo / 32);
             case Q4_0 -> repacked ? dotQ4_0(seg, off, n, a.q, qo, a.d, qo / 32) : dotQ4_0Lanes(seg, off, n, a.qt, qo, a.d, qo / 32);
             case Q2_K -> dotQ2K(seg, off, n, a, qo);
+            case Q3_K -> dotQ3K(seg, off, n, a.qt, qo, a.d, qo / 256);
             case Q4_K -> dotQ45K(seg, off, n, a, qo, false);
             case Q5_K -> dotQ45K(seg, off, n, a, qo, true);
             case Q6_K -> dotQ6K(seg, off, n, a.qt, qo, a.d, qo / 256);
@@ -449,6 +450,61 @@ final class Int8Dot {
     }
 
     /**
+     * Q3_K block (110 bytes): uint8 hmask[32], uint8 qs[64], uint8 scales[12] (16 6-bit scales,
+     * {@link #q3Scale}), fp16 d. Element 128h + 32j + l is bits 2j..2j+1 of qs[32h + l], minus 4
+     * unless bit 4h + j of hmask[l] is set; each 16 elements have their own scale, stored + 32.
+     * Row sum: d_x * d * sum_i (scale_i - 32) * (q.y)_i; no mins, so no bsums.
+     */
+    private static float dotQ3K(MemorySegment seg, long off, int n, int[] qt, int qo, float[] d, int db) {
+        FloatVector acc = FloatVector.zero(F8);
+        for (int b = 0; b < n / 256; b++) {
+            long bo = off + 110L * b;
+            int y = qo + 256 * b;
+            IntVector hm = words(seg, bo);
+            IntVector acci = IntVector.zero(I8);
+            for (int h = 0; h < 2; h++) {
+                IntVector q = words(seg, bo + 32 + 32 * h);
+                for (int j = 0; j < 4; j++) {
+                    int yc = y + 128 * h + 32 * j;
+                    IntVector s = IntVector.zero(I8);
+                    for (int k = 0; k < 4; k++) { // low bits - 4, plus 4 where the hmask bit is set
+                        IntVector v = bits(q, 8 * k + 2 * j, 3).sub(4)
+                                .add(bits(hm, 8 * k + 4 * h + j, 1).lanewise(VectorOperators.LSHL, 2));
+                        s = s.add(v.mul(plane(qt, yc, k)));
+                    }
+                    int i = 8 * h + 2 * j;
+                    acci = acci.add(s.mul(halves(q3Scale(seg, bo + 96, i) - 32, q3Scale(seg, bo + 96, i + 1) - 32)));
+                }
+            }
+            acc = toFloat(acci).fma(FloatVector.broadcast(F8, d[db + b] * f16(seg, bo + 108)), acc);
+        }
+        return hsum8(acc);
+    }
+
+    /**
+     * The 8 signed 3-bit quants (-4..3) of Q3_K elements 128h + 32j + l .. +7: the low bits shifted
+     * out of qs, then 4 added back where the high bit is set (value = low - 4 + 4 * high).
+     */
+    private static ByteVector q3Quants(MemorySegment seg, long bo, int h, int j, int l) {
+        ByteVector lo = ByteVector.fromMemorySegment(B8, seg, bo + 32 + 32 * h + l, LE)
+                .lanewise(VectorOperators.LSHR, 2 * j).and((byte) 3);
+        ByteVector hb = ByteVector.fromMemorySegment(B8, seg, bo + l, LE)
+                .lanewise(VectorOperators.LSHR, 4 * h + j).and((byte) 1);
+        return lo.sub((byte) 4).add(hb.lanewise(VectorOperators.LSHL, 2));
+    }
+
+    /**
+     * 6-bit scale (0..63, stored with +32) of Q3_K sub-block i (0..15) from the 12 bytes at
+     * {@code sc}: low nibble of byte i (i < 8) or high nibble of byte i - 8, with bits
+     * 2(i/4)..2(i/4)+1 of byte 8 + i%4 above it (ggml's kmask1/kmask2 unpacking, one scale at a time).
+     */
+    static int q3Scale(MemorySegment seg, long sc, int i) {
+        int lo = (seg.get(ValueLayout.JAVA_BYTE, sc + (i & 7)) >> (i < 8 ? 0 : 4)) & 0xF;
+        int hi = (seg.get(ValueLayout.JAVA_BYTE, sc + 8 + (i & 3)) >> (2 * (i >> 2))) & 3;
+        return lo | hi << 4;
+    }
+
+    /**
      * Q4_K block (144 bytes): fp16 d, fp16 dmin, uint8 scales[12], uint8 qs[128]; Q5_K block (176
      * bytes) has uint8 qh[32] between scales and qs. Chunk c (elements 64c..64c+63) reads bytes
      * qs[32c .. 32c+31]: their low nibbles are sub-block 2c, the high nibbles sub-block 2c+1; Q5_K
@@ -563,6 +619,7 @@ final class Int8Dot {
     static void dequantizeK(GgmlType type, MemorySegment seg, long off, int n, float[] out, int oo) {
         switch (type) {
             case Q2_K -> dequantQ2K(seg, off, n, out, oo);
+            case Q3_K -> dequantQ3K(seg, off, n, out, oo);
             case Q4_K -> dequantQ45K(seg, off, n, out, oo, false);
             case Q5_K -> dequantQ45K(seg, off, n, out, oo, true);
             case Q6_K -> dequantQ6K(seg, off, n, out, oo);
@@ -586,6 +643,25 @@ final class Int8Dot {
                         ByteVector v = ByteVector.fromMemorySegment(B8, seg, bo + 16 + 32 * h + k, LE)
                                 .lanewise(VectorOperators.LSHR, 2 * s).and((byte) 3);
                         bf(v).mul(d * (sc & 0xF)).sub(dmin * (sc >> 4)).intoArray(out, oo + 256 * b + e);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void dequantQ3K(MemorySegment seg, long off, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 256; b++) {
+            long bo = off + 110L * b;
+            float d = f16(seg, bo + 108);
+            for (int h = 0; h < 2; h++) {
+                for (int j = 0; j < 4; j++) {
+                    for (int g = 0; g < 2; g++) {
+                        // as ggml's dequantize_row_q3_K: (d * (scale - 32)) * q, rounded once each
+                        float dl = d * (q3Scale(seg, bo + 96, 8 * h + 2 * j + g) - 32);
+                        for (int k = 0; k < 16; k += 8) {
+                            int l = 16 * g + k;
+                            bf(q3Quants(seg, bo, h, j, l)).mul(dl).intoArray(out, oo + 256 * b + 128 * h + 32 * j + l);
+                        }
                     }
                 }
             }

@@ -331,7 +331,7 @@ public final class PanamaKernels implements CpuKernels {
 
     private static void checkSupported(GgmlType type) {
         switch (type) {
-            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> { }
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported by the CPU kernels");
         }
     }
@@ -344,7 +344,7 @@ public final class PanamaKernels implements CpuKernels {
             case BF16 -> dotBF16(seg, off, x, xo, n);
             case Q8_0 -> VECTOR_BLOCKS ? dotQ8(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
             case Q4_0 -> VECTOR_BLOCKS ? dotQ4(seg, off, x, xo, n) : dotScalar(type, seg, off, x, xo, n);
-            case Q2_K, Q4_K, Q5_K, Q6_K -> dotK(type, seg, off, x, xo, n);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> dotK(type, seg, off, x, xo, n);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         };
     }
@@ -669,7 +669,7 @@ public final class PanamaKernels implements CpuKernels {
                     dequantizeScalar(type, seg, off, n, out, oo);
                 }
             }
-            case Q2_K, Q4_K, Q5_K, Q6_K -> Int8Dot.dequantizeK(type, seg, off, n, out, oo);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> Int8Dot.dequantizeK(type, seg, off, n, out, oo);
             default -> throw new UnsupportedOperationException("weight type " + type + " is not supported");
         }
     }
@@ -771,7 +771,7 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox, float freqScale) {
+            float[] freqFactors, boolean neox, float freqScale, float mscale) {
         // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
         // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
         // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
@@ -780,8 +780,9 @@ public final class PanamaKernels implements CpuKernels {
         float theta = (float) pos;
         for (int i = 0; i < half; i++) {
             float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
-            float cos = (float) Math.cos(angle);
-            float sin = (float) Math.sin(angle);
+            // ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale
+            float cos = (float) Math.cos(angle) * mscale;
+            float sin = (float) Math.sin(angle) * mscale;
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;

@@ -95,6 +95,15 @@ final class ScalarInt8 {
                     lanes(acc, -d[b] * f16(seg, bo + 82), mins);
                     lanes(acc, d[b] * f16(seg, bo + 80), lanes);
                 }
+                case Q3_K -> {
+                    for (int e = 0; e < 256; e++) {
+                        int h = e / 128, j = (e % 128) / 32, l = e % 32;
+                        int lo = (u8(seg, bo + 32 + 32 * h + l) >> (2 * j)) & 3;
+                        int v = lo - (((u8(seg, bo + l) >> (e / 32)) & 1) == 1 ? 0 : 4);
+                        lanes[(e % 32) / 4] += (ScalarKernels.q3Scale(seg, bo + 96, e / 16) - 32) * v * q[256 * b + e];
+                    }
+                    lanes(acc, d[b] * f16(seg, bo + 108), lanes);
+                }
                 case Q4_K, Q5_K -> {
                     boolean five = type == GgmlType.Q5_K;
                     long qs = bo + (five ? 48 : 16);

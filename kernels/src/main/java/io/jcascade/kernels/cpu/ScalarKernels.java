@@ -62,7 +62,7 @@ public final class ScalarKernels implements CpuKernels {
     public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
             int nTokens) {
         switch (w.type()) {
-            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K -> { }
+            case F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> { }
             default -> throw unsupported(w.type());
         }
         if (int8 && w.type().isQuantized()) {
@@ -145,6 +145,24 @@ public final class ScalarKernels implements CpuKernels {
                     }
                 }
             }
+            case Q3_K -> {
+                // block of 256: uint8 hmask[32] (high bits), uint8 qs[64] (low 2 bits), uint8
+                // scales[12] (16 packed 6-bit scales, see q3Scale), fp16 d. Element e: half
+                // h = e/128, quarter j = (e%128)/32, l = e%32; low bits are bits 2j..2j+1 of
+                // qs[32h + l], the high bit is bit e/32 of hmask[l]; the 3-bit value is the low
+                // bits minus 4 when the high bit is clear; value d * (scale(e/16) - 32) * q.
+                for (int b = 0; b < n / 256; b++) {
+                    long bo = base + 110L * b;
+                    float d = Float.float16ToFloat((short) u16(seg, bo + 108));
+                    for (int e = 0; e < 256; e++) {
+                        int h = e / 128, j = (e % 128) / 32, l = e % 32;
+                        int lo = (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + 32 + 32 * h + l)) >> (2 * j)) & 3;
+                        int hi = (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, bo + l)) >> (e / 32)) & 1;
+                        int q = lo - (hi == 1 ? 0 : 4);
+                        out[outOffset + 256 * b + e] = d * (q3Scale(seg, bo + 96, e / 16) - 32) * q;
+                    }
+                }
+            }
             case Q4_K, Q5_K -> {
                 // Q4_K block of 256: fp16 d, fp16 dmin, uint8 scales[12], uint8 qs[128].
                 // Q5_K block of 256: fp16 d, fp16 dmin, uint8 scales[12], uint8 qh[32], uint8 qs[128].
@@ -205,6 +223,18 @@ public final class ScalarKernels implements CpuKernels {
                 | (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + i - 4)) >> 6) << 4;
     }
 
+    /**
+     * The 6-bit scale (0..63, before the -32) of sub-block {@code i} (0..15, 16 elements each) of a
+     * Q3_K block from the 12 packed bytes at {@code sc}: the low 4 bits are the low (i < 8) or high
+     * (i >= 8) nibble of byte i % 8, the high 2 bits are bits 2(i/4)..2(i/4)+1 of byte 8 + i % 4.
+     */
+    static int q3Scale(MemorySegment seg, long sc, int i) {
+        int b = Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + i % 8));
+        int lo = i < 8 ? b & 0xF : b >> 4;
+        int hi = (Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, sc + 8 + i % 4)) >> (2 * (i / 4))) & 3;
+        return lo | hi << 4;
+    }
+
     /** The 6-bit min of sub-block {@code i}: low 6 bits of byte i+4, or the high nibble of byte i+4 with the top 2 bits of byte i. */
     static int kMin(MemorySegment seg, long sc, int i) {
         if (i < 4) {
@@ -243,7 +273,7 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
-            float[] freqFactors, boolean neox, float freqScale) {
+            float[] freqFactors, boolean neox, float freqScale, float mscale) {
         float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
         int half = ropeDims / 2;
         for (int h = 0; h < nHeads; h++) {
@@ -251,8 +281,8 @@ public final class ScalarKernels implements CpuKernels {
             float theta = pos;
             for (int i = 0; i < half; i++) {
                 float angle = freqScale * (theta / (freqFactors != null ? freqFactors[i] : 1.0f));
-                float cos = (float) Math.cos(angle);
-                float sin = (float) Math.sin(angle);
+                float cos = (float) Math.cos(angle) * mscale;
+                float sin = (float) Math.sin(angle) * mscale;
                 int a = neox ? base + i : base + 2 * i;
                 int b = neox ? base + i + half : base + 2 * i + 1;
                 float x0 = x[a];

@@ -568,7 +568,7 @@ public final class CudaBackend implements Backend {
         }
         long total = (long) nTokens * nHeads * half;
         launch("rope", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, xs.ptr, nHeads, headDim, rope.dims(),
-                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0, rope.freqScale());
+                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0, rope.freqScale(), rope.attnFactor());
     }
 
     @Override

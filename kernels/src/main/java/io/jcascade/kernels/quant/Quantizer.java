@@ -3,10 +3,11 @@ package io.jcascade.kernels.quant;
 import io.jcascade.gguf.GgmlType;
 
 /**
- * ggml's reference quantization of float rows into Q8_0, Q4_0, Q4_K, Q5_K and Q6_K blocks,
+ * ggml's reference quantization of float rows into Q8_0, Q4_0, Q3_K, Q4_K, Q5_K and Q6_K blocks,
  * written from the algorithms of {@code quantize_row_q8_0_ref}, {@code quantize_row_q4_0_ref},
- * {@code quantize_row_q4_K_ref}, {@code quantize_row_q5_K_ref}, {@code quantize_row_q6_K_ref}
- * (with {@code make_qkx2_quants} and {@code make_qx_quants}), in float arithmetic as ggml does,
+ * {@code quantize_row_q3_K_ref}, {@code quantize_row_q4_K_ref}, {@code quantize_row_q5_K_ref},
+ * {@code quantize_row_q6_K_ref} (with {@code make_q3_quants}, {@code make_qkx2_quants} and
+ * {@code make_qx_quants}), in float arithmetic as ggml does,
  * so that the blocks come out as llama-quantize writes them without an importance matrix.
  *
  * <pre>{@code
@@ -24,7 +25,7 @@ public final class Quantizer {
     /** Whether {@link #quantizeRow} handles {@code type}. */
     public static boolean supports(GgmlType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q4_K, Q5_K, Q6_K -> true;
+            case Q8_0, Q4_0, Q3_K, Q4_K, Q5_K, Q6_K -> true;
             default -> false;
         };
     }
@@ -44,6 +45,7 @@ public final class Quantizer {
             switch (type) {
                 case Q8_0 -> q8_0(x, xb, out, ob);
                 case Q4_0 -> q4_0(x, xb, out, ob);
+                case Q3_K -> q3K(x, xb, out, ob);
                 case Q4_K -> q45K(x, xb, out, ob, false);
                 case Q5_K -> q45K(x, xb, out, ob, true);
                 case Q6_K -> q6K(x, xb, out, ob);
@@ -103,6 +105,144 @@ public final class Quantizer {
             int q0 = Math.min(15, (byte) (int) (x[xb + j] * id + 8.5f));
             int q1 = Math.min(15, (byte) (int) (x[xb + 16 + j] * id + 8.5f));
             out[ob + 2 + j] = (byte) (q0 | q1 << 4);
+        }
+    }
+
+    /**
+     * make_q3_quants with do_rmse: symmetric quantization of n values to -nmax..nmax-1 with weights
+     * x^2, starting from {@code -nmax / max} (max the signed element of largest magnitude) and then
+     * moving one quant at a time to where it minimises the weighted error (the ratio
+     * {@code sumlx^2 / suml2} grows), up to 5 passes. Returns the scale {@code sumlx / suml2};
+     * the quants plus nmax go to {@code L[lo ..)}.
+     */
+    static float makeQ3Quants(int n, int nmax, float[] x, int xo, int[] L, int lo) {
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; i++) {
+            float ax = Math.abs(x[xo + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[xo + i];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            for (int i = 0; i < n; i++) {
+                L[lo + i] = 0;
+            }
+            return 0f;
+        }
+        float iscale = -nmax / max;
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearestInt(iscale * x[xo + i]);
+            l = Math.max(-nmax, Math.min(nmax - 1, l));
+            L[lo + i] = l;
+            float w = x[xo + i] * x[xo + i];
+            sumlx += w * x[xo + i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; itry++) {
+            int changed = 0;
+            for (int i = 0; i < n; i++) {
+                float xi = x[xo + i];
+                float w = xi * xi;
+                int li = L[lo + i];
+                float slx = sumlx - w * xi * li;
+                if (slx > 0) {
+                    float sl2 = suml2 - w * li * li;
+                    int newL = nearestInt(xi * sl2 / slx);
+                    newL = Math.max(-nmax, Math.min(nmax - 1, newL));
+                    if (newL != li) {
+                        slx += w * xi * newL;
+                        sl2 += w * newL * newL;
+                        // the error with scale sumlx/suml2 is sum(w x^2) - sumlx^2/suml2: keep the
+                        // move if it raises sumlx^2/suml2 (compared without dividing)
+                        if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                            L[lo + i] = newL;
+                            sumlx = slx;
+                            suml2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) {
+                break;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            L[lo + i] += nmax;
+        }
+        return sumlx / suml2;
+    }
+
+    /**
+     * Q3_K (ggml quantize_row_q3_K_ref): 16 sub-blocks of 16 scaled by make_q3_quants (3-bit
+     * quants -4..3), the scales quantized to 6 bits (-32..31, stored + 32) against fp16
+     * d = max scale / -32, the quants recomputed against the rounded scales, then packed:
+     * hmask[32] (bit e/32 of byte e%32 is element e's high bit), qs[64] (2 low bits, element
+     * 128h + 32j + l at bits 2j of byte 32h + l), scales[12], d.
+     */
+    private static void q3K(float[] x, int xb, byte[] out, int ob) {
+        int[] L = new int[256];
+        float[] scales = new float[16];
+        float maxScale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = makeQ3Quants(16, 4, x, xb + 16 * j, L, 16 * j);
+            float abs = Math.abs(scales[j]);
+            if (abs > amax) {
+                amax = abs;
+                maxScale = scales[j];
+            }
+        }
+        int sc = ob + 96;
+        for (int i = 0; i < 12; i++) {
+            out[sc + i] = 0;
+        }
+        if (maxScale != 0) {
+            float iscale = -32f / maxScale;
+            for (int j = 0; j < 16; j++) {
+                int l = Math.max(-32, Math.min(31, nearestInt(iscale * scales[j]))) + 32;
+                // low nibble: byte j (j < 8) or the high nibble of byte j - 8; top 2 bits: bits
+                // 2(j/4) of byte 8 + j%4
+                if (j < 8) {
+                    out[sc + j] = (byte) (l & 0xF);
+                } else {
+                    out[sc + j - 8] |= (byte) ((l & 0xF) << 4);
+                }
+                out[sc + 8 + j % 4] |= (byte) ((l >> 4) << (2 * (j / 4)));
+            }
+            putF16(out, ob + 108, 1 / iscale);
+        } else {
+            putF16(out, ob + 108, 0f);
+        }
+        float d0 = Float.float16ToFloat((short) ((out[ob + 108] & 0xFF) | (out[ob + 109] & 0xFF) << 8));
+        for (int j = 0; j < 16; j++) {
+            int lo = j < 8 ? out[sc + j] & 0xF : (out[sc + j - 8] & 0xFF) >> 4;
+            int s = (lo | ((out[sc + 8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+            float d = d0 * s;
+            if (d == 0) {
+                continue; // keeps make_q3_quants' quants, as ggml does
+            }
+            for (int ii = 0; ii < 16; ii++) {
+                int l = nearestInt(x[xb + 16 * j + ii] / d);
+                L[16 * j + ii] = Math.max(-4, Math.min(3, l)) + 4;
+            }
+        }
+        int hm = ob, qs = ob + 32;
+        for (int i = 0; i < 32; i++) {
+            out[hm + i] = 0;
+        }
+        for (int e = 0; e < 256; e++) {
+            if (L[e] > 3) {
+                out[hm + e % 32] |= (byte) (1 << (e / 32));
+                L[e] -= 4;
+            }
+        }
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                int e = 128 * h + l;
+                out[qs + 32 * h + l] = (byte) (L[e] | L[e + 32] << 2 | L[e + 64] << 4 | L[e + 96] << 6);
+            }
         }
     }
 

@@ -159,8 +159,9 @@ class ElementwiseTest {
                 float[] want = base.clone();
                 float[] got = base.clone();
                 float freqScale = factors == null ? 0.125f : 1.0f / 3;
-                REF.rope(want, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale);
-                fast.rope(got, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale);
+                float mscale = pos % 2 == 1 ? 1.1902381f : 1f; // Phi-3 128k's rope.scaling.attn_factor
+                REF.rope(want, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale, mscale);
+                fast.rope(got, OFF_A, nHeads, headDim, ropeDims, pos, 500000f, factors, neox, freqScale, mscale);
                 assertThat(got).as("%s heads=%d dim=%d rope=%d pos=%d", neox ? "neox" : "normal", nHeads, headDim,
                         ropeDims, pos).containsExactly(want);
                 // Dimensions past ropeDims and everything outside the heads stay as they were.

@@ -24,7 +24,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class Int8MatmulTest {
 
     private static final int[] THREADS = {1, 2, 3};
-    private static final GgmlType[] TYPES = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q2_K, GgmlType.Q4_K,
+    private static final GgmlType[] TYPES = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K,
         GgmlType.Q5_K, GgmlType.Q6_K};
     private static final ScalarKernels REF8 = ScalarKernels.int8Activations();
     private static final ScalarKernels REF = new ScalarKernels();

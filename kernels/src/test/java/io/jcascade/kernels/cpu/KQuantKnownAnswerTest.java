@@ -9,8 +9,9 @@ import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
- * Hand-built Q4_K and Q6_K blocks with chosen scales, mins and quants, and their dequantized
- * values worked out by hand from ggml's {@code dequantize_row_q4_K}/{@code dequantize_row_q6_K}.
+ * Hand-built Q3_K, Q4_K and Q6_K blocks with chosen scales, mins and quants, and their dequantized
+ * values worked out by hand from ggml's {@code dequantize_row_q3_K}/{@code dequantize_row_q4_K}/
+ * {@code dequantize_row_q6_K}.
  */
 class KQuantKnownAnswerTest {
 
@@ -55,6 +56,35 @@ class KQuantKnownAnswerTest {
             expected[i] = groups[i / 16];
         }
         check(GgmlType.Q6_K, b, expected);
+    }
+
+    /**
+     * Q3_K: d = 0.25; the 16 stored 6-bit scales are s_i = 4i + 2 (so s_i - 32 = -30, -26, .., 30),
+     * packed as ggml packs them: byte k < 8 holds s_k in its low and s_(k+8) in its high nibble
+     * (0x22, 0x66, 0xaa, 0xee, twice), bytes 8..11 hold the top two bits of s_m, s_(m+4),
+     * s_(m+8), s_(m+12) at bits 0-1, 2-3, 4-5, 6-7 (0, 1, 2, 3: 0xE4). Every qs byte 0xE4, so the
+     * low bits of quarter j of each half are j. hmask[l] = 0x0F for l < 16, 0xF0 for l >= 16: the
+     * high bit (bit 4h + j) is set in the first 16 elements of every quarter of half 0 and the
+     * last 16 of half 1, where q = j; elsewhere q = j - 4. Sub-block i = 8h + 2j + g then holds
+     * 0.25 * (s_i - 32) * q.
+     */
+    @Test
+    void q3K() {
+        byte[] b = new byte[110];
+        Arrays.fill(b, 0, 16, (byte) 0x0F);
+        Arrays.fill(b, 16, 32, (byte) 0xF0);
+        Arrays.fill(b, 32, 96, (byte) 0xE4);
+        byte[] scales = {0x22, 0x66, (byte) 0xaa, (byte) 0xee, 0x22, 0x66, (byte) 0xaa, (byte) 0xee,
+            (byte) 0xE4, (byte) 0xE4, (byte) 0xE4, (byte) 0xE4};
+        System.arraycopy(scales, 0, b, 96, 12);
+        putF16(b, 108, 0.25f);
+        // i = 0: -7.5 * 0 = -0; i = 1: -6.5 * -4 = 26; i = 2: -5.5 * 1; i = 3: -4.5 * -3; ...
+        float[] groups = {-0f, 26, -5.5f, 13.5f, -7, 5, -4.5f, 0.5f, -2, 0, -7.5f, 3.5f, -9, 11, -6.5f, 22.5f};
+        float[] expected = new float[256];
+        for (int i = 0; i < 256; i++) {
+            expected[i] = groups[i / 16];
+        }
+        check(GgmlType.Q3_K, b, expected);
     }
 
     private static void check(GgmlType type, byte[] block, float[] expected) {

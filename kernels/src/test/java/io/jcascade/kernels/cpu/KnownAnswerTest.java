@@ -210,6 +210,29 @@ class KnownAnswerTest {
 
     @ParameterizedTest
     @MethodSource("kernels")
+    void ropeMagnitudeScaleMultipliesOnlyTheRotatedPairs(CpuKernels k) {
+        // At position 0 every angle is 0 (cos 1, sin 0): the rotated dimensions come out times
+        // mscale exactly (1.5 and the values are exact in float), the rest of each head unchanged.
+        for (boolean neox : new boolean[] {false, true}) {
+            float[] x = {1, -2, 0.25f, 4, 8, -16, 3, 5};
+            k.rope(x, 0, 2, 4, 2, 0, 10000f, null, neox, 1f, 1.5f);
+            assertThat(x).containsExactly(1.5f, -3, 0.25f, 4, 12, -24, 3, 5);
+        }
+        // Elsewhere: (3, 4) at angle 1.5 (pos 3, factor 2), scaled by 1.25: length 5 * 1.25.
+        float[] y = {3, 4};
+        k.rope(y, 0, 1, 2, 2, 3, 10000f, new float[] {2f}, false, 1f, 1.25f);
+        assertThat(y[0]).isCloseTo((float) (1.25 * (3 * Math.cos(1.5) - 4 * Math.sin(1.5))), within(2e-6f));
+        assertThat(y[1]).isCloseTo((float) (1.25 * (3 * Math.sin(1.5) + 4 * Math.cos(1.5))), within(2e-6f));
+        // mscale 1 is the plain rope, bit for bit
+        float[] a = TestMatrices.randomVector(3 * 16, 6);
+        float[] b = a.clone();
+        k.rope(a, 0, 3, 16, 12, 77, 10000f, null, true, 1f, 1f);
+        k.rope(b, 0, 3, 16, 12, 77, 10000f, null, true);
+        assertThat(a).containsExactly(b);
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernels")
     void softmaxSumsToOne(CpuKernels k) {
         float[] x = TestMatrices.randomVector(1000, 4);
         x[17] = 80; // large values must not overflow: the max is subtracted first

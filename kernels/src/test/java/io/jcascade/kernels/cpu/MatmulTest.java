@@ -23,7 +23,7 @@ class MatmulTest {
 
     private static final int[] THREADS = {1, 2, 3};
     private static final GgmlType[] TYPES = {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
-        GgmlType.Q2_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K};
+        GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K};
     private static final int[] COLS = {32, 64, 96, 160, 4096 + 32};
     /** K-quants come in super-blocks of 256. */
     private static final int[] K_COLS = {256, 768, 4096 + 256};

@@ -60,7 +60,7 @@ final class TestMatrices {
                     MemorySegment.copy(qs, 0, seg, ValueLayout.JAVA_BYTE, b * bs + 2, qs.length);
                 }
             }
-            case Q2_K, Q4_K, Q5_K, Q6_K -> {
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> {
                 // Random quants, scales and mins; the fp16 super-block scales set to sane values.
                 int bs = type.typeSize();
                 long blocks = (long) rows * cols / 256;
@@ -72,11 +72,12 @@ final class TestMatrices {
                     float dmin = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-5);
                     long dOff = switch (type) {
                         case Q2_K -> 80;
+                        case Q3_K -> 108;
                         case Q6_K -> 208;
                         default -> 0;
                     };
                     seg.set(I16_LE, b * bs + dOff, Float.floatToFloat16(d));
-                    if (type != GgmlType.Q6_K) {
+                    if (type != GgmlType.Q6_K && type != GgmlType.Q3_K) {
                         seg.set(I16_LE, b * bs + dOff + 2, Float.floatToFloat16(dmin));
                     }
                 }

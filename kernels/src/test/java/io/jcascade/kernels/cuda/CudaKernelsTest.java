@@ -225,11 +225,13 @@ class CudaKernelsTest {
                 ff[i] = 1 + rnd.nextFloat() * 7;
             }
         }
-        Backend.Rope rope = new Backend.Rope(dims, 10000f, ff, neox);
+        // with factors, also LongRoPE's magnitude scale (Phi-3 128k's attn_factor)
+        float mscale = factors ? 1.1902381f : 1f;
+        Backend.Rope rope = new Backend.Rope(dims, 10000f, ff, neox, 1f, mscale);
         float[] x = gaussian(nTokens * nHeads * headDim, 1.0);
         float[] want = x.clone();
         for (int t = 0; t < nTokens; t++) {
-            REF.rope(want, t * nHeads * headDim, nHeads, headDim, dims, startPos + t, 10000f, ff, neox);
+            REF.rope(want, t * nHeads * headDim, nHeads, headDim, dims, startPos + t, 10000f, ff, neox, 1f, mscale);
         }
         Tensor g = onGpu(x);
         gpu.rope(g, nHeads, headDim, rope, startPos, nTokens);
