@@ -12,6 +12,11 @@ package io.jcascade.kernels.cpu;
  *       of 8 elements (the rest go through libm's {@code expf}, which {@code Math.exp} rounded
  *       to float matches).</li>
  *   <li>{@link #hsum8}: the horizontal sum of 8 float lanes ({@code hsum_float_8}).</li>
+ *   <li>{@link #cosf}, {@link #sinf}: the C library's own single-precision cosine and sine, which
+ *       ggml's rope calls. glibc's differ from the correctly rounded result in about 1 % of
+ *       arguments (its double-precision polynomials stop short of correct rounding), so they are
+ *       called through the FFM API where the platform has them, and {@code Math.cos}/{@code sin}
+ *       rounded to float are the fallback.</li>
  * </ul>
  *
  * <pre>{@code
@@ -22,6 +27,44 @@ package io.jcascade.kernels.cpu;
 public final class GgmlMath {
 
     private GgmlMath() {
+    }
+
+    private static final java.lang.invoke.MethodHandle COSF = libm("cosf"), SINF = libm("sinf");
+
+    private static java.lang.invoke.MethodHandle libm(String name) {
+        try {
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            return linker.defaultLookup().find(name)
+                    .map(f -> linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
+                            java.lang.foreign.ValueLayout.JAVA_FLOAT, java.lang.foreign.ValueLayout.JAVA_FLOAT)))
+                    .orElse(null);
+        } catch (RuntimeException | Error e) { // no native access: the Math fallback
+            return null;
+        }
+    }
+
+    /** The C library's {@code cosf(x)} (what ggml's rope calls), else {@code (float) Math.cos(x)}. */
+    public static float cosf(float x) {
+        if (COSF != null) {
+            try {
+                return (float) COSF.invokeExact(x);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+        return (float) Math.cos(x);
+    }
+
+    /** The C library's {@code sinf(x)}, else {@code (float) Math.sin(x)}. */
+    public static float sinf(float x) {
+        if (SINF != null) {
+            try {
+                return (float) SINF.invokeExact(x);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+        return (float) Math.sin(x);
     }
 
     private static final float SHIFT = 0x1.8p23f;          // 1.5 * 2^23: rounds n to an integer

@@ -52,6 +52,7 @@ import jdk.incubator.vector.VectorSpecies;
 public final class PanamaKernels implements CpuKernels {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final int L = F.length();
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     /** Shorts with as many lanes as {@link #F}, for F16/BF16 rows. */
@@ -240,6 +241,18 @@ public final class PanamaKernels implements CpuKernels {
             }
             return;
         }
+        if (type == GgmlType.F32 && nTokens <= EXACT_BATCH) {
+            // llama.cpp's order for F32 batches: tinyBLAS (8 lanes) where 8 divides the row, else
+            // ggml_vec_dot_f32 token by token, as for one token
+            for (int r = r0; r < r1; r++) {
+                for (int t = 0; t < nTokens; t++) {
+                    out[outOffset + t * outStride + r] = cols % 8 == 0
+                            ? dotF32Lanes8(seg, r * rowBytes, x, xOffset + t * xStride, cols)
+                            : dotF32(seg, r * rowBytes, x, xOffset + t * xStride, cols);
+                }
+            }
+            return;
+        }
         // Prompt batch. Token blocks outer so that the block's x rows stay in L2 while every row of
         // the chunk passes; within a block, 4 dequantized rows (scratch) against 4 tokens at a time.
         for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
@@ -360,24 +373,35 @@ public final class PanamaKernels implements CpuKernels {
         return dotArrays(row, 0, x, xo, n);
     }
 
-    /** F32 row: n little-endian floats. */
+    /**
+     * F32 row: n little-endian floats, summed as ggml_vec_dot_f32 on AVX2 (what llama.cpp runs for a
+     * single token): four accumulators of 8 lanes over steps of 32, reduced (a0+a2) + (a1+a3), the 8
+     * lanes as ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7)), then the last n mod 32 products added one
+     * by one (rounded product, rounded sum).
+     */
+    /** F32 row as tinyBLAS sums it (n a multiple of 8): lane j takes i = j mod 8 by fused multiply-add, then hsum8. */
+    private static float dotF32Lanes8(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F8);
+        for (int i = 0; i < n; i += 8) {
+            acc = FloatVector.fromMemorySegment(F8, seg, off + 4L * i, LE).fma(FloatVector.fromArray(F8, x, xo + i), acc);
+        }
+        return Int8Dot.hsum8(acc);
+    }
+
     private static float dotF32(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F),
-                a3 = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F8), a1 = FloatVector.zero(F8), a2 = FloatVector.zero(F8),
+                a3 = FloatVector.zero(F8);
         int i = 0;
-        for (; i <= n - 4 * L; i += 4 * L) {
+        for (; i <= n - 32; i += 32) {
             long o = off + 4L * i;
-            a0 = FloatVector.fromMemorySegment(F, seg, o, LE).fma(FloatVector.fromArray(F, x, xo + i), a0);
-            a1 = FloatVector.fromMemorySegment(F, seg, o + 4L * L, LE).fma(FloatVector.fromArray(F, x, xo + i + L), a1);
-            a2 = FloatVector.fromMemorySegment(F, seg, o + 8L * L, LE)
-                    .fma(FloatVector.fromArray(F, x, xo + i + 2 * L), a2);
-            a3 = FloatVector.fromMemorySegment(F, seg, o + 12L * L, LE)
-                    .fma(FloatVector.fromArray(F, x, xo + i + 3 * L), a3);
+            a0 = FloatVector.fromMemorySegment(F8, seg, o, LE).fma(FloatVector.fromArray(F8, x, xo + i), a0);
+            a1 = FloatVector.fromMemorySegment(F8, seg, o + 32, LE).fma(FloatVector.fromArray(F8, x, xo + i + 8), a1);
+            a2 = FloatVector.fromMemorySegment(F8, seg, o + 64, LE).fma(FloatVector.fromArray(F8, x, xo + i + 16), a2);
+            a3 = FloatVector.fromMemorySegment(F8, seg, o + 96, LE).fma(FloatVector.fromArray(F8, x, xo + i + 24), a3);
         }
-        for (; i <= n - L; i += L) {
-            a0 = FloatVector.fromMemorySegment(F, seg, off + 4L * i, LE).fma(FloatVector.fromArray(F, x, xo + i), a0);
-        }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        FloatVector r = a0.add(a2).add(a1.add(a3));
+        float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6), t3 = r.lane(3) + r.lane(7);
+        float s = (t0 + t1) + (t2 + t3);
         for (; i < n; i++) {
             s += seg.get(F32_LE, off + 4L * i) * x[xo + i];
         }
@@ -781,8 +805,8 @@ public final class PanamaKernels implements CpuKernels {
         for (int i = 0; i < half; i++) {
             float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
             // ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale
-            float cos = (float) Math.cos(angle) * mscale;
-            float sin = (float) Math.sin(angle) * mscale;
+            float cos = GgmlMath.cosf(angle) * mscale;
+            float sin = GgmlMath.sinf(angle) * mscale;
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;

@@ -281,8 +281,8 @@ public final class ScalarKernels implements CpuKernels {
             float theta = pos;
             for (int i = 0; i < half; i++) {
                 float angle = freqScale * (theta / (freqFactors != null ? freqFactors[i] : 1.0f));
-                float cos = (float) Math.cos(angle) * mscale;
-                float sin = (float) Math.sin(angle) * mscale;
+                float cos = GgmlMath.cosf(angle) * mscale;
+                float sin = GgmlMath.sinf(angle) * mscale;
                 int a = neox ? base + i : base + 2 * i;
                 int b = neox ? base + i + half : base + 2 * i + 1;
                 float x0 = x[a];
