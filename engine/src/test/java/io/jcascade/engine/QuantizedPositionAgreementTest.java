@@ -54,15 +54,16 @@ class QuantizedPositionAgreementTest {
     private static Path f32;
 
     /** Per-file figures. */
-    record Figures(int positions, int top1Agree, double maxDp, int exactSequences, int sequences, String firstMiss) {
+    record Figures(int positions, int top1Agree, double maxDp, double maxDLogit, int exactSequences, int sequences,
+            String firstMiss) {
         double agreement() {
             return (double) top1Agree / positions;
         }
 
         @Override
         public String toString() {
-            return String.format("top-1 %d/%d (%.2f %%), max |dp| %.5f, greedy identical %d/%d%s", top1Agree,
-                    positions, 100 * agreement(), maxDp, exactSequences, sequences, firstMiss);
+            return String.format("top-1 %d/%d (%.2f %%), max |dp| %.5f, max |dlogit| %.3g, greedy identical %d/%d%s",
+                    top1Agree, positions, 100 * agreement(), maxDp, maxDLogit, exactSequences, sequences, firstMiss);
         }
     }
 
@@ -85,32 +86,22 @@ class QuantizedPositionAgreementTest {
     }
 
     /**
-     * The criterion (top-1 >= 99 %, |dp| <= 0.01) is asserted with {@code -Djcascade.strictAgreement=true}.
-     * Without it, today's figures are guarded against regressions: the 8-bit paths agree with
-     * llama.cpp to ~1e-6 in the logits at most positions, but are not bit-identical (the float
-     * accumulation lanes of ggml's AVX2 dot products, its vectorized exp in silu/softmax), and a
-     * one-ulp difference occasionally moves an activation across a Q8 rounding boundary, which
-     * shifts that position's logits by ~0.1 (|dp| up to 0.04) and can flip a near-tie.
+     * The criterion: top-1 >= 99 % and |dp| <= 0.01. Measured (2 threads): every file agrees at
+     * 100 % with max |dp| 0 and greedy continuations identical, since every operation is bit for bit
+     * llama.cpp's ({@link GgmlOpAgreementTest}): before the kernels followed ggml's float order, one
+     * ulp of difference now and then moved an 8-bit activation across a rounding boundary (top-1
+     * 97.9 .. 99.8 %, |dp| up to 0.038).
      */
     private static void check(String name, Path file) throws Exception {
         Figures f = measure(file);
         System.out.printf("%s: %s%n", name, f);
-        if (Boolean.getBoolean("jcascade.strictAgreement")) {
-            assertThat(f.agreement()).as(name + ": " + f).isGreaterThanOrEqualTo(0.99);
-            assertThat(f.maxDp()).as(name + ": " + f).isLessThanOrEqualTo(0.01);
-            return;
-        }
-        // Measured (2 threads, AVX2 host): Q8_0 99.78 %, Q4_0 99.78 %, Q3_K 99.47 %, Q4_K 97.88 %,
-        // Q5_K 98.11 %, Q6_K 99.00 %, Q3_K_M 98.68 %, Q4_K_M 98.33 %; max |dp| 0.023 .. 0.038. A later
-        // run (when Q3_K was added) gave Q4_K 98.33 %, Q5_K 98.36 %, Q6_K 98.88 %, Q4_K_M 97.88 %
-        // on the same files: the figures move by a few tenths between runs (cause not pinned down).
-        assertThat(f.agreement()).as(name + ": " + f).isGreaterThanOrEqualTo(0.97);
-        assertThat(f.maxDp()).as(name + ": " + f).isLessThanOrEqualTo(0.06);
+        assertThat(f.agreement()).as(name + ": " + f).isGreaterThanOrEqualTo(0.99);
+        assertThat(f.maxDp()).as(name + ": " + f).isLessThanOrEqualTo(0.01);
     }
 
     static Figures measure(Path file) throws Exception {
         int positions = 0, agree = 0, exact = 0;
-        double maxDp = 0;
+        double maxDp = 0, maxDLogit = 0;
         StringBuilder misses = new StringBuilder();
         try (GgufFile gguf = GgufFile.open(file);
                 Backend backend = Backends.create("cpu", 2);
@@ -142,6 +133,9 @@ class QuantizedPositionAgreementTest {
                             allAgree = false;
                         }
                         maxDp = Math.max(maxDp, Math.abs(softmax(ours, token) - softmax(ref, token)));
+                        for (int i = 0; i < ours.length; i++) {
+                            maxDLogit = Math.max(maxDLogit, Math.abs(ours[i] - ref[i]));
+                        }
                         if (tokenizer.isEndOfGeneration(token) || step == STEPS - 1) {
                             break;
                         }
@@ -154,7 +148,7 @@ class QuantizedPositionAgreementTest {
                 }
             }
         }
-        return new Figures(positions, agree, maxDp, exact, PROMPTS.length, misses.toString());
+        return new Figures(positions, agree, maxDp, maxDLogit, exact, PROMPTS.length, misses.toString());
     }
 
     static int argmax(float[] x) {
