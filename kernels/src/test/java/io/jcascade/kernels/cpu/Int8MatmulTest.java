@@ -50,8 +50,8 @@ class Int8MatmulTest {
         for (GgmlType type : TYPES) {
             int[] cols = type.blockSize() == 256 ? new int[] {256, 768, 4096 + 256} : new int[] {32, 96, 4096 + 32};
             for (int c : cols) {
-                for (int r : new int[] {1, 17, 257}) {
-                    for (int t : new int[] {1, 3, 5}) { // 5: the 4-token kernels plus a tail
+                for (int r : new int[] {1, 17, 64, 257}) { // 64: Q4_0 in llama.cpp's repacked order
+                    for (int t : new int[] {1, 3, 5, 20}) { // 20: past EXACT_BATCH, the float tiles
                         cases.add(Arguments.of(type, c, r, t));
                     }
                 }
@@ -145,9 +145,12 @@ class Int8MatmulTest {
                             quantBound += Math.abs(wf[r][c]) * amax * (1.0 / 254 + 1.0 / 2048);
                         }
                     }
-                    // Same integer sums in both; float rounding of the per-block terms and their sum.
+                    // Same integer sums and the same float order (ggml's): bit for bit, up to the
+                    // batch size that takes the integer kernels.
                     double tol = 1e-5 * (mag + quantBound) + Float.MIN_NORMAL;
-                    if (!(Math.abs(out[o] - ref8[o]) <= tol)) {
+                    if (nTokens <= PanamaKernels.EXACT_BATCH
+                            ? Float.floatToRawIntBits(out[o]) != Float.floatToRawIntBits(ref8[o])
+                            : !(Math.abs(out[o] - ref8[o]) <= tol)) {
                         fail("threads=%d token %d row %d: got %s, int8 reference %s", k.threads(), t, r, out[o], ref8[o]);
                     }
                     if (!(Math.abs(ref8[o] - ref[o]) <= quantBound * 1.001 + tol)) {
@@ -158,6 +161,29 @@ class Int8MatmulTest {
                 for (int o = outOffset + t * outStride + rows; o < outOffset + (t + 1) * outStride; o++) {
                     assertThat(out[o]).as("gap element %d", o).isNaN();
                 }
+            }
+        }
+    }
+
+    /**
+     * The portable 8-lane kernels ({@link Int8Dot#dot}, used where vectors are narrower than 512
+     * bits) bit for bit against the reference order, whatever this machine runs by default.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("types")
+    void portableKernelsMatchTheReferenceBitForBit(GgmlType type) {
+        int cols = type.blockSize() == 256 ? 1024 : 4096;
+        for (int rows : new int[] {7, 16}) {
+            WeightMatrix w = TestMatrices.random(type, rows, cols, 31 + rows + type.ordinal(), 1);
+            float[] x = TestMatrices.randomVector(cols, 77 + type.ordinal());
+            float[] want = new float[rows];
+            REF8.matmul(w, x, 0, cols, want, 0, rows, 1);
+            Q8Activations a = new Q8Activations();
+            a.quantize(type, x, 0, cols, cols, 1);
+            for (int r = 0; r < rows; r++) {
+                float got = Int8Dot.dot(type, w.data(), r * w.rowBytes(), cols, a, 0, rows % 8 == 0);
+                assertThat(Float.floatToRawIntBits(got)).as("%s row %d of %d: %s vs %s", type, r, rows, got, want[r])
+                        .isEqualTo(Float.floatToRawIntBits(want[r]));
             }
         }
     }
