@@ -158,6 +158,12 @@ public final class PanamaKernels implements CpuKernels {
         Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
         Q8Activations xq = null;
+        if (int8 && (w.type() == GgmlType.F16 || w.type() == GgmlType.BF16) && nTokens <= EXACT_BATCH) {
+            // llama.cpp multiplies half-precision weights with activations rounded to the same type
+            x = roundedActivations(w.type(), x, xOffset, xStride, cols, nTokens);
+            xOffset = 0;
+            xStride = cols;
+        }
         if (int8 && w.type().isQuantized()) {
             xq = q8.get();
             xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
@@ -196,6 +202,33 @@ public final class PanamaKernels implements CpuKernels {
             inlineScratch.set(s);
         }
         matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    private final ThreadLocal<float[]> rounded = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** The activation rows rounded to f16 or bf16 (to nearest even, as ggml converts), packed. */
+    private float[] roundedActivations(GgmlType type, float[] x, int xOffset, int xStride, int cols, int nTokens) {
+        float[] r = rounded.get();
+        if (r.length < cols * nTokens) {
+            r = new float[cols * nTokens];
+            rounded.set(r);
+        }
+        for (int t = 0; t < nTokens; t++) {
+            for (int i = 0; i < cols; i++) {
+                float v = x[xOffset + t * xStride + i];
+                r[t * cols + i] = type == GgmlType.F16 ? Float.float16ToFloat(Float.floatToFloat16(v)) : toBf16(v);
+            }
+        }
+        return r;
+    }
+
+    /** ggml's fp32 to bf16: round to nearest even (NaN kept quiet), back as a float. */
+    static float toBf16(float v) {
+        int u = Float.floatToRawIntBits(v);
+        if ((u & 0x7fffffff) > 0x7f800000) {
+            return Float.intBitsToFloat(((u >>> 16) | 64) << 16);
+        }
+        return Float.intBitsToFloat(((u + (0x7fff + ((u >>> 16) & 1))) >>> 16) << 16);
     }
 
     private float[] scratchFor(int participant, int size) {
@@ -238,6 +271,19 @@ public final class PanamaKernels implements CpuKernels {
         if (nTokens == 1) {
             for (int r = r0; r < r1; r++) {
                 out[outOffset + r] = dotRow(type, seg, r * rowBytes, x, xOffset, cols);
+            }
+            return;
+        }
+        if ((type == GgmlType.F16 || type == GgmlType.BF16) && nTokens <= EXACT_BATCH) {
+            // llama.cpp's order for half-precision batches: tinyBLAS (8 lanes) for F16 where 8
+            // divides the row; ggml_vec_dot_bf16 for BF16 (no tinyBLAS without AVX512-BF16)
+            for (int r = r0; r < r1; r++) {
+                for (int t = 0; t < nTokens; t++) {
+                    int xt = xOffset + t * xStride;
+                    out[outOffset + t * outStride + r] = type == GgmlType.BF16 ? dotBF16(seg, r * rowBytes, x, xt, cols)
+                            : cols % 8 == 0 ? dotF16Lanes8(seg, r * rowBytes, x, xt, cols)
+                            : dotF16(seg, r * rowBytes, x, xt, cols);
+                }
             }
             return;
         }
@@ -408,46 +454,84 @@ public final class PanamaKernels implements CpuKernels {
         return s;
     }
 
-    /** F16 row: n little-endian IEEE halfs. */
+    /**
+     * F16 row: n little-endian IEEE halfs, summed as ggml_vec_dot_f16 on AVX2 (one token): four
+     * accumulators of 8 lanes over steps of 32 by fused multiply-add, reduced (a0+a2) + (a1+a3),
+     * the lanes as ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7)), the rest added in double.
+     */
     private static float dotF16(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F8), a1 = FloatVector.zero(F8), a2 = FloatVector.zero(F8),
+                a3 = FloatVector.zero(F8);
         int i = 0;
-        for (; i <= n - 2 * L; i += 2 * L) {
+        for (; i <= n - 32; i += 32) {
             long o = off + 2L * i;
-            a0 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, o, LE)).fma(FloatVector.fromArray(F, x, xo + i), a0);
-            a1 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, o + 2L * L, LE))
-                    .fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+            a0 = half8(seg, o).fma(FloatVector.fromArray(F8, x, xo + i), a0);
+            a1 = half8(seg, o + 16).fma(FloatVector.fromArray(F8, x, xo + i + 8), a1);
+            a2 = half8(seg, o + 32).fma(FloatVector.fromArray(F8, x, xo + i + 16), a2);
+            a3 = half8(seg, o + 48).fma(FloatVector.fromArray(F8, x, xo + i + 24), a3);
         }
-        for (; i <= n - L; i += L) {
-            a0 = halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE))
-                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
+        double s = 0;
+        if (i > 0) {
+            FloatVector r = a0.add(a2).add(a1.add(a3));
+            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
+                    t3 = r.lane(3) + r.lane(7);
+            s = (t0 + t1) + (t2 + t3);
         }
-        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            s += Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i];
+            s += (double) (Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i]);
         }
-        return s;
+        return (float) s;
     }
 
-    /** BF16 row: n little-endian shorts, each the upper half of a float32. */
+    /** F16 row as tinyBLAS sums it (n a multiple of 8): lane j takes i = j mod 8 by fused multiply-add, then hsum8. */
+    private static float dotF16Lanes8(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F8);
+        for (int i = 0; i < n; i += 8) {
+            acc = half8(seg, off + 2L * i).fma(FloatVector.fromArray(F8, x, xo + i), acc);
+        }
+        return Int8Dot.hsum8(acc);
+    }
+
+    /** 8 halfs at {@code off} as 8 float lanes (see {@link #halfToFloat}). */
+    private static FloatVector half8(MemorySegment seg, long off) {
+        IntVector v = (IntVector) ShortVector.fromMemorySegment(ShortVector.SPECIES_128, seg, off, LE)
+                .convertShape(VectorOperators.S2I, IntVector.SPECIES_256, 0);
+        IntVector em = v.and(0x7FFF);
+        IntVector bits = em.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+        bits = bits.lanewise(VectorOperators.OR, 0x7F800000, em.compare(VectorOperators.GE, 0x7C00));
+        return bits.or(v.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+    }
+
+    /**
+     * BF16 row: n little-endian shorts, each the upper half of a float32; summed as
+     * ggml_vec_dot_bf16 on AVX2: four accumulators of 8 lanes over steps of 32, reduced
+     * (c1+c3) + (c2+c4), the lanes as hsum8, added to a double, the rest in double.
+     */
     private static float dotBF16(MemorySegment seg, long off, float[] x, int xo, int n) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        FloatVector c1 = FloatVector.zero(F8), c2 = FloatVector.zero(F8), c3 = FloatVector.zero(F8),
+                c4 = FloatVector.zero(F8);
         int i = 0;
-        for (; i <= n - 2 * L; i += 2 * L) {
+        for (; i <= n - 32; i += 32) {
             long o = off + 2L * i;
-            a0 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, o, LE)).fma(FloatVector.fromArray(F, x, xo + i), a0);
-            a1 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, o + 2L * L, LE))
-                    .fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+            c1 = bf8(seg, o).fma(FloatVector.fromArray(F8, x, xo + i), c1);
+            c2 = bf8(seg, o + 16).fma(FloatVector.fromArray(F8, x, xo + i + 8), c2);
+            c3 = bf8(seg, o + 32).fma(FloatVector.fromArray(F8, x, xo + i + 16), c3);
+            c4 = bf8(seg, o + 48).fma(FloatVector.fromArray(F8, x, xo + i + 24), c4);
         }
-        for (; i <= n - L; i += L) {
-            a0 = bf16ToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE))
-                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
+        double s = 0;
+        if (i > 0) {
+            s = Int8Dot.hsum8(c1.add(c3).add(c2.add(c4)));
         }
-        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            s += Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16) * x[xo + i];
+            s += (double) (Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16) * x[xo + i]);
         }
-        return s;
+        return (float) s;
+    }
+
+    private static FloatVector bf8(MemorySegment seg, long off) {
+        return ((IntVector) ShortVector.fromMemorySegment(ShortVector.SPECIES_128, seg, off, LE)
+                .convertShape(VectorOperators.S2I, IntVector.SPECIES_256, 0)).lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
     }
 
     /**
