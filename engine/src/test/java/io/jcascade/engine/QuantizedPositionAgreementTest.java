@@ -16,6 +16,7 @@ import io.jcascade.kernels.Backends;
 import io.jcascade.kernels.quant.QuantPlan;
 import io.jcascade.kernels.quant.Quantizer;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Map;
@@ -83,6 +84,42 @@ class QuantizedPositionAgreementTest {
     void kQuantFilesFromOurQuantizer(QuantPlan.FileType type) throws Exception {
         Path file = quantize(f32, dir.resolve("random-" + type + ".gguf"), type);
         check(type.name(), file);
+    }
+
+    /** The random model with its matrices in half precision (llama.cpp rounds the activations to match). */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F16", "BF16"})
+    void halfPrecisionFiles(GgmlType type) throws Exception {
+        check(type.name(), halfPrecision(f32, dir.resolve("random-" + type + ".gguf"), type));
+    }
+
+    /** The F32 model with every matrix (2-D tensor) converted to {@code type}, rounding to nearest even. */
+    static Path halfPrecision(Path in, Path out, GgmlType type) throws Exception {
+        try (GgufFile gguf = GgufFile.open(in)) {
+            GgufWriter w = new GgufWriter();
+            gguf.metadata().forEach((k, v) -> {
+                if (!k.equals("general.file_type")) {
+                    w.put(k, v);
+                }
+            });
+            w.put("general.file_type", GgufValue.ofUInt32(type == GgmlType.F16 ? 1 : 32));
+            for (GgufTensor t : gguf.tensors()) {
+                if (t.shape().length < 2) {
+                    w.addTensor(t.name(), GgmlType.F32, t.shape(), t.data());
+                    continue;
+                }
+                float[] x = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+                ByteBuffer b = ByteBuffer.allocate(2 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : x) {
+                    int u = Float.floatToRawIntBits(v);
+                    b.putShort(type == GgmlType.F16 ? Float.floatToFloat16(v)
+                            : (short) ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16));
+                }
+                w.addTensor(t.name(), type, t.shape(), b.array());
+            }
+            w.write(out);
+        }
+        return out;
     }
 
     /**

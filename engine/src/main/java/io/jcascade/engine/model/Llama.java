@@ -309,28 +309,29 @@ public final class Llama {
         }
         int done = 0;
         int[] chunk = tokens;
+        int lastRow = 0;
         while (done < n) {
             int b = Math.min(s.maxBatch, n - done);
             if (done > 0) {
                 chunk = Arrays.copyOfRange(tokens, done, done + b);
             }
-            forwardBatch(s, chunk, b, startPos + done);
+            lastRow = forwardBatch(s, chunk, b, startPos + done, done + b == n);
             done += b;
         }
         ModelConfig c = config;
-        backend.copyRow(s.x, lastRowOfLastBatch(n, s.maxBatch), s.last, c.dim());
+        backend.copyRow(s.x, lastRow, s.last, c.dim());
         backend.rmsNorm(s.last, outputNorm, s.last, 1, c.rmsEps());
         backend.matmul(output, s.last, s.logits, 1);
         backend.read(s.logits, 0, logits, 0, c.vocabSize());
     }
 
-    private static int lastRowOfLastBatch(int n, int maxBatch) {
-        int rem = n % maxBatch;
-        return (rem == 0 ? maxBatch : rem) - 1;
-    }
-
-    /** One batch of {@code n} tokens through every layer; the residual stream ends in {@code s.x}. */
-    private void forwardBatch(State s, int[] tokens, int n, int pos) {
+    /**
+     * One batch of {@code n} tokens through every layer; the residual stream ends in {@code s.x}.
+     * Of the final batch ({@code last}) only the last token's output is needed: as llama.cpp, the
+     * last layer's feed-forward block then runs on that token alone. Returns the row of
+     * {@code s.x} that holds the last token.
+     */
+    private int forwardBatch(State s, int[] tokens, int n, int pos, boolean last) {
         ModelConfig c = config;
         int dim = c.dim();
         backend.embed(tokenEmbedding, tokens, n, s.x);
@@ -347,6 +348,10 @@ public final class Llama {
                     qScale, kqScale);
             backend.matmul(L.wo(), s.att, s.xb, n);
             backend.add(s.xb, s.x, n * dim);
+            if (last && l == layers.length - 1 && n > 1) {
+                backend.copyRow(s.x, n - 1, s.x, dim);
+                n = 1;
+            }
             // Feed-forward block (SwiGLU).
             backend.rmsNorm(s.x, L.ffnNorm(), s.xb, n, c.rmsEps());
             backend.matmul(L.gate(), s.xb, s.hb, n);
@@ -355,5 +360,6 @@ public final class Llama {
             backend.matmul(L.down(), s.hb, s.xb, n);
             backend.add(s.xb, s.x, n * dim);
         }
+        return n - 1;
     }
 }

@@ -275,14 +275,16 @@ public final class PanamaKernels implements CpuKernels {
             return;
         }
         if ((type == GgmlType.F16 || type == GgmlType.BF16) && nTokens <= EXACT_BATCH) {
-            // llama.cpp's order for half-precision batches: tinyBLAS (8 lanes) for F16 where 8
-            // divides the row; ggml_vec_dot_bf16 for BF16 (no tinyBLAS without AVX512-BF16)
+            // llama.cpp's order for half-precision batches: tinyBLAS (8 lanes) where 8 divides the
+            // row, else its vec_dot as for one token
+            boolean bf = type == GgmlType.BF16;
             for (int r = r0; r < r1; r++) {
                 for (int t = 0; t < nTokens; t++) {
                     int xt = xOffset + t * xStride;
-                    out[outOffset + t * outStride + r] = type == GgmlType.BF16 ? dotBF16(seg, r * rowBytes, x, xt, cols)
-                            : cols % 8 == 0 ? dotF16Lanes8(seg, r * rowBytes, x, xt, cols)
-                            : dotF16(seg, r * rowBytes, x, xt, cols);
+                    long o = r * rowBytes;
+                    out[outOffset + t * outStride + r] = cols % 8 == 0
+                            ? (bf ? dotBF16Lanes8(seg, o, x, xt, cols) : dotF16Lanes8(seg, o, x, xt, cols))
+                            : (bf ? dotBF16(seg, o, x, xt, cols) : dotF16(seg, o, x, xt, cols));
                 }
             }
             return;
@@ -526,6 +528,15 @@ public final class PanamaKernels implements CpuKernels {
             s += (double) (Float.intBitsToFloat(seg.get(I16_LE, off + 2L * i) << 16) * x[xo + i]);
         }
         return (float) s;
+    }
+
+    /** BF16 row as tinyBLAS sums it (n a multiple of 8): lane j takes i = j mod 8 by fused multiply-add, then hsum8. */
+    private static float dotBF16Lanes8(MemorySegment seg, long off, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F8);
+        for (int i = 0; i < n; i += 8) {
+            acc = bf8(seg, off + 2L * i).fma(FloatVector.fromArray(F8, x, xo + i), acc);
+        }
+        return Int8Dot.hsum8(acc);
     }
 
     private static FloatVector bf8(MemorySegment seg, long off) {
