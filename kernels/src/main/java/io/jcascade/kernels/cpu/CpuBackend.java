@@ -3,6 +3,7 @@ package io.jcascade.kernels.cpu;
 import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.WeightMatrix;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The CPU backend: weights stay in the memory-mapped file in their block layout, activations and
@@ -53,10 +54,13 @@ public final class CpuBackend implements Backend {
         final WeightMatrix matrix;
         /** A 1-row weight (a norm) dequantized once, since kernels take norms as float arrays. */
         final float[] vector;
+        /** The matrix repacked by the kernels ({@link CpuKernels#pack}), used instead of {@link #matrix}; or null. */
+        final PackedMatrix packed;
 
-        CpuWeight(WeightMatrix matrix, float[] vector) {
+        CpuWeight(WeightMatrix matrix, float[] vector, PackedMatrix packed) {
             this.matrix = matrix;
             this.vector = vector;
+            this.packed = packed;
         }
 
         @Override
@@ -90,9 +94,16 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /**
+     * Binds a weight. Matrices the kernels multiply faster in another layout are repacked here
+     * (Q4_0, Q4_K, Q6_K on 512-bit machines: {@link PackedMatrix}) and, when the original is a
+     * file mapping, its pages are dropped from this process ({@link MemorySegment#unload}), so the
+     * weights take about the file's size in memory, not twice; the file is not read again.
+     */
     @Override
     public Weight weight(WeightMatrix matrix) {
         float[] vector = null;
+        PackedMatrix packed = null;
         if (matrix.rows() == 1) {
             vector = new float[matrix.cols()];
             kernels.dequantizeRow(matrix, 0, vector, 0);
@@ -102,8 +113,16 @@ public final class CpuBackend implements Backend {
                 default -> throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
                         + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K)");
             }
+            packed = kernels.pack(matrix);
+            if (packed != null && matrix.data().isMapped()) {
+                try {
+                    matrix.data().unload();
+                } catch (RuntimeException e) {
+                    // a mapping owned by another thread's arena, say: the pages stay; only memory is lost
+                }
+            }
         }
-        return new CpuWeight(matrix, vector);
+        return new CpuWeight(matrix, vector, packed);
     }
 
     @Override
@@ -130,7 +149,11 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException("token id " + tokens[t] + " is outside the vocabulary of "
                         + w.rows());
             }
-            kernels.dequantizeRow(w.matrix, tokens[t], o, t * w.cols());
+            if (w.packed != null) {
+                kernels.dequantizeRow(w.packed, tokens[t], o, t * w.cols());
+            } else {
+                kernels.dequantizeRow(w.matrix, tokens[t], o, t * w.cols());
+            }
         }
     }
 
@@ -147,8 +170,13 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Weight w, Tensor x, Tensor out, int nTokens) {
-        WeightMatrix m = ((CpuWeight) w).matrix;
-        kernels.matmul(m, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        CpuWeight cw = (CpuWeight) w;
+        WeightMatrix m = cw.matrix;
+        if (cw.packed != null) {
+            kernels.matmul(cw.packed, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        } else {
+            kernels.matmul(m, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        }
     }
 
     @Override

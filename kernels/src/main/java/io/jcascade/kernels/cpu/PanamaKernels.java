@@ -169,7 +169,7 @@ public final class PanamaKernels implements CpuKernels {
             if (pool.tryAcquire()) {
                 MatmulJob j = matmulJob;
                 try {
-                    pool.run(j.set(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
+                    pool.run(j.set(w, null, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
                 } finally {
                     j.clear();
                     pool.release();
@@ -186,7 +186,92 @@ public final class PanamaKernels implements CpuKernels {
             s = new float[4 * cols];
             inlineScratch.set(s);
         }
-        matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+        matmulRows(w, null, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    /**
+     * {@code w} repacked for these kernels' 8-bit dot products ({@link PackedMatrix}; Q4_0, Q4_K and
+     * Q6_K on 512-bit machines), packed on the kernels' threads; null where the file layout is
+     * what they multiply best (other types and machines, the float activation path, 1-row
+     * weights), or when the system property {@code jcascade.repack} is {@code false}.
+     */
+    @Override
+    public PackedMatrix pack(WeightMatrix w) {
+        if (!int8 || !Int8Dot.WIDE || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
+                || "false".equalsIgnoreCase(System.getProperty("jcascade.repack", "true"))) {
+            return null;
+        }
+        PackedMatrix p = PackedMatrix.allocate(w);
+        int rows = w.rows();
+        int chunk = 256;
+        parallelFor((rows + chunk - 1) / chunk,
+                i -> PackedMatrix.packRows(w, p, i * chunk, Math.min(rows, (i + 1) * chunk)));
+        return p;
+    }
+
+    @Override
+    public void dequantizeRow(PackedMatrix w, int row, float[] out, int outOffset) {
+        Objects.checkIndex(row, w.rows());
+        Objects.checkFromIndexSize(outOffset, w.cols(), out.length);
+        PackedDot.dequantizeRow(w, row, out, outOffset);
+    }
+
+    /** As {@link #matmul(WeightMatrix, float[], int, int, float[], int, int, int)}, on a packed matrix. */
+    @Override
+    public void matmul(PackedMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+            int nTokens) {
+        int rows = w.rows();
+        int cols = w.cols();
+        if (nTokens <= 0 || rows == 0) {
+            return;
+        }
+        Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
+        Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        Q8Activations xq = q8.get();
+        xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+        int[] perm = PackedMatrix.permutation(w.type());
+        if (nTokens > 1) {
+            // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
+            // the packed element order, against rows dequantized in that order
+            x = xq.dequantizePermuted(perm, nTokens);
+            xOffset = 0;
+            xStride = cols;
+            xq = null;
+        } else {
+            xq.permute(perm, nTokens);
+        }
+        if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
+            if (pool.tryAcquire()) {
+                MatmulJob j = matmulJob;
+                try {
+                    pool.run(j.set(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
+                } finally {
+                    j.clear();
+                    pool.release();
+                }
+                return;
+            }
+        }
+        if (xq != null) {
+            matmulRowsPacked(w, xq, out, outOffset, outStride, nTokens, 0, rows);
+            return;
+        }
+        float[] s = inlineScratch.get();
+        if (s == null || s.length < 4 * cols) {
+            s = new float[4 * cols];
+            inlineScratch.set(s);
+        }
+        matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    /** Rows {@code [r0, r1)} of a packed matrix on 8-bit activations (permuted), one row after another. */
+    private static void matmulRowsPacked(PackedMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
+            int nTokens, int r0, int r1) {
+        for (int r = r0; r < r1; r++) {
+            for (int t = 0; t < nTokens; t++) {
+                out[outOffset + t * outStride + r] = PackedDot.dot(w, r, xq, t);
+            }
+        }
     }
 
     private float[] scratchFor(int participant, int size) {
@@ -218,9 +303,13 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
-    /** Rows {@code [r0, r1)} for all tokens. */
-    private static void matmulRows(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset,
-            int outStride, int nTokens, int r0, int r1, float[] row) {
+    /** Rows {@code [r0, r1)} for all tokens, of {@code w} or, where not null, of {@code p} (x then in its order). */
+    private static void matmulRows(WeightMatrix w, PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
+            int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
+        if (p != null) {
+            matmulRowsPackedFloat(p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, r1, row);
+            return;
+        }
         GgmlType type = w.type();
         MemorySegment seg = w.data();
         int cols = w.cols();
@@ -266,18 +355,50 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
+    /** As the prompt-batch part of {@link #matmulRows}, for packed rows dequantized in packed order. */
+    private static void matmulRowsPackedFloat(PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
+            int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
+        int cols = p.cols();
+        for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
+            int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
+            int r = r0;
+            for (; r + 4 <= r1; r += 4) {
+                for (int k = 0; k < 4; k++) {
+                    PackedDot.dequantizePacked(p, r + k, row, k * cols);
+                }
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    tile4x4(row, cols, x, xOffset + t * xStride, xStride, out, outOffset + t * outStride + r,
+                            outStride);
+                }
+                for (; t < t1; t++) {
+                    dot4(x, xOffset + t * xStride, cols, row, 0, cols, 2 * cols, 3 * cols, out,
+                            outOffset + t * outStride + r, 1);
+                }
+            }
+            for (; r < r1; r++) {
+                PackedDot.dequantizePacked(p, r, row, 0);
+                for (int t = t0; t < t1; t++) {
+                    out[outOffset + t * outStride + r] = dotArrays(row, 0, x, xOffset + t * xStride, cols);
+                }
+            }
+        }
+    }
+
     /** One matmul at a time, its arguments in fields so that a call allocates nothing. */
     private final class MatmulJob implements WorkerPool.Job {
         private WeightMatrix w;
+        private PackedMatrix p;
         private float[] x;
         private float[] out;
         private int xOffset, xStride, outOffset, outStride, nTokens, rows, chunk;
         private Q8Activations xq;
         private final AtomicInteger next = new AtomicInteger();
 
-        MatmulJob set(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
-                int nTokens, int threads, Q8Activations xq) {
+        MatmulJob set(WeightMatrix w, PackedMatrix p, float[] x, int xOffset, int xStride, float[] out, int outOffset,
+                int outStride, int nTokens, int threads, Q8Activations xq) {
             this.w = w;
+            this.p = p;
             this.xq = xq;
             this.x = x;
             this.xOffset = xOffset;
@@ -286,7 +407,7 @@ public final class PanamaKernels implements CpuKernels {
             this.outOffset = outOffset;
             this.outStride = outStride;
             this.nTokens = nTokens;
-            this.rows = w.rows();
+            this.rows = p != null ? p.rows() : w.rows();
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
@@ -297,6 +418,7 @@ public final class PanamaKernels implements CpuKernels {
 
         void clear() {
             w = null;
+            p = null;
             x = null;
             out = null;
             xq = null;
@@ -307,15 +429,20 @@ public final class PanamaKernels implements CpuKernels {
             if (xq != null) {
                 int r0;
                 while ((r0 = next.getAndAdd(chunk)) < rows) {
-                    matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    if (p != null) {
+                        matmulRowsPacked(p, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    } else {
+                        matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    }
                 }
                 return;
             }
-            float[] row = nTokens > 1 ? scratchFor(participant, 4 * w.cols()) : null;
+            int cols = p != null ? p.cols() : w.cols();
+            float[] row = nTokens > 1 || p != null ? scratchFor(participant, 4 * cols) : null;
             int r0;
             while ((r0 = next.getAndAdd(chunk)) < rows) {
-                matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk),
-                        row);
+                matmulRows(w, p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0,
+                        Math.min(rows, r0 + chunk), row);
             }
         }
     }
