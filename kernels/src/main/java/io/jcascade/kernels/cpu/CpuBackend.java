@@ -96,9 +96,9 @@ public final class CpuBackend implements Backend {
 
     /**
      * Binds a weight. Matrices the kernels multiply faster in another layout are repacked here
-     * (Q4_0, Q4_K, Q6_K on 512-bit machines: {@link PackedMatrix}) and, when the original is a
-     * file mapping, its pages are dropped from this process ({@link MemorySegment#unload}), so the
-     * weights take about the file's size in memory, not twice; the file is not read again.
+     * (Q4_0, Q4_K, Q6_K on 512-bit machines: {@link PackedMatrix}); the kernels drop the packed
+     * pages of a file mapping from this process as they go ({@link MemorySegment#unload}), so the
+     * weights take about the file's size in memory, not twice. The file is not read again.
      */
     @Override
     public Weight weight(WeightMatrix matrix) {
@@ -114,13 +114,6 @@ public final class CpuBackend implements Backend {
                         + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K)");
             }
             packed = kernels.pack(matrix);
-            if (packed != null && matrix.data().isMapped()) {
-                try {
-                    matrix.data().unload();
-                } catch (RuntimeException e) {
-                    // a mapping owned by another thread's arena, say: the pages stay; only memory is lost
-                }
-            }
         }
         return new CpuWeight(matrix, vector, packed);
     }

@@ -191,7 +191,8 @@ public final class PanamaKernels implements CpuKernels {
 
     /**
      * {@code w} repacked for these kernels' 8-bit dot products ({@link PackedMatrix}; Q4_0, Q4_K and
-     * Q6_K on 512-bit machines), packed on the kernels' threads; null where the file layout is
+     * Q6_K on 512-bit machines), packed on the kernels' threads (pages of a read-only file mapping
+     * are released as they are packed); null where the file layout is
      * what they multiply best (other types and machines, the float activation path, 1-row
      * weights), or when the system property {@code jcascade.repack} is {@code false}.
      */
@@ -204,8 +205,21 @@ public final class PanamaKernels implements CpuKernels {
         PackedMatrix p = PackedMatrix.allocate(w);
         int rows = w.rows();
         int chunk = 256;
-        parallelFor((rows + chunk - 1) / chunk,
-                i -> PackedMatrix.packRows(w, p, i * chunk, Math.min(rows, (i + 1) * chunk)));
+        // A read-only file mapping's pages are dropped from the process as soon as they are packed
+        // (madvise DONTNEED; the file is not read again), so packing never holds both copies of a
+        // whole tensor at once: the process keeps about the file's size, not twice.
+        boolean release = w.data().isMapped() && w.data().isReadOnly();
+        parallelFor((rows + chunk - 1) / chunk, i -> {
+            int r0 = i * chunk, r1 = Math.min(rows, (i + 1) * chunk);
+            PackedMatrix.packRows(w, p, r0, r1);
+            if (release) {
+                try {
+                    w.data().asSlice(r0 * w.rowBytes(), (r1 - r0) * w.rowBytes()).unload();
+                } catch (RuntimeException e) {
+                    // not droppable here: the pages stay mapped, which costs memory only
+                }
+            }
+        });
         return p;
     }
 
