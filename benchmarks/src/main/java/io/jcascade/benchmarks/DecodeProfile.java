@@ -145,6 +145,21 @@ public final class DecodeProfile {
         }
 
         @Override
+        public void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v, int nTokens) {
+            long t = System.nanoTime();
+            b.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
+            add("matmulQkv (" + names.get(wq) + ", " + names.get(wk).replace("matmul ", "") + ", "
+                    + names.get(wv).replace("matmul ", "") + ")", t);
+        }
+
+        @Override
+        public void ffnGateUp(Weight gate, Weight up, Tensor x, Tensor out, Tensor upOut, int nTokens) {
+            long t = System.nanoTime();
+            b.ffnGateUp(gate, up, x, out, upOut, nTokens);
+            add("ffnGateUp (" + names.get(gate) + " x2 + swiglu)", t);
+        }
+
+        @Override
         public void rope(Tensor x, int nHeads, int headDim, Rope rope, int startPos, int nTokens) {
             long t = System.nanoTime();
             b.rope(x, nHeads, headDim, rope, startPos, nTokens);

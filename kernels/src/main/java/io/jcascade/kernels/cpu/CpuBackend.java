@@ -21,6 +21,8 @@ import java.lang.foreign.MemorySegment;
 public final class CpuBackend implements Backend {
 
     private final CpuKernels kernels;
+    /** Whether one-token projections run fused ({@link #matmulQkv}, {@link #ffnGateUp}); {@code -Djcascade.fuse=false} for comparisons. */
+    private static final boolean FUSE = !"false".equalsIgnoreCase(System.getProperty("jcascade.fuse", "true"));
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
 
     public CpuBackend(CpuKernels kernels) {
@@ -170,6 +172,40 @@ public final class CpuBackend implements Backend {
         } else {
             kernels.matmul(m, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
         }
+    }
+
+    /** One token: one activation quantization and one pass over the threads for the three ({@link PanamaKernels#matvecs}). */
+    @Override
+    public void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v, int nTokens) {
+        if (FUSE && nTokens == 1 && kernels instanceof PanamaKernels pk) {
+            CpuWeight a = (CpuWeight) wq, b = (CpuWeight) wk, c = (CpuWeight) wv;
+            pk.matvecs(new WeightMatrix[] {a.matrix, b.matrix, c.matrix}, packed(a, b, c), data(x), 0,
+                    new float[][] {data(q), data(k), data(v)}, false);
+            return;
+        }
+        Backend.super.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
+    }
+
+    /** One token: gate and up in one pass over the threads, SwiGLU applied to each chunk of rows as it is done. */
+    @Override
+    public void ffnGateUp(Weight gate, Weight up, Tensor x, Tensor out, Tensor upOut, int nTokens) {
+        if (FUSE && nTokens == 1 && kernels instanceof PanamaKernels pk) {
+            CpuWeight a = (CpuWeight) gate, b = (CpuWeight) up;
+            pk.matvecs(new WeightMatrix[] {a.matrix, b.matrix}, packed(a, b), data(x), 0,
+                    new float[][] {data(out), data(upOut)}, true);
+            return;
+        }
+        Backend.super.ffnGateUp(gate, up, x, out, upOut, nTokens);
+    }
+
+    private static PackedMatrix[] packed(CpuWeight... ws) {
+        PackedMatrix[] p = new PackedMatrix[ws.length];
+        boolean any = false;
+        for (int i = 0; i < ws.length; i++) {
+            p[i] = ws[i].packed;
+            any |= p[i] != null;
+        }
+        return any ? p : null;
     }
 
     @Override

@@ -85,6 +85,7 @@ public final class PanamaKernels implements CpuKernels {
     private final float[][] scratch;
     private final ThreadLocal<float[]> inlineScratch = new ThreadLocal<>();
     private final MatmulJob matmulJob = new MatmulJob();
+    private final MultiJob multiJob = new MultiJob();
     private final ForJob forJob = new ForJob();
     /** Whether quantized weights multiply 8-bit activations (llama.cpp's way). */
     private final boolean int8;
@@ -276,6 +277,144 @@ public final class PanamaKernels implements CpuKernels {
             inlineScratch.set(s);
         }
         matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    /**
+     * One token ({@code x[xOffset ..)}) times several matrices with the same columns, as one job on
+     * the threads: {@code outs[i][r] = W_i[r] . x}, with one activation quantization and one
+     * dispatch instead of one per matrix (a decode step's attention projections, or gate and up).
+     * With {@code swiglu} (two matrices, gate and up) {@code outs[0][r]} then becomes
+     * {@code silu(gate[r] . x) * (up[r] . x)}, computed by {@link #swiglu}'s formula on each chunk
+     * of rows as soon as both products are there. Each matrix is {@code packed[i]} when that is not
+     * null, else {@code ws[i]}. Each row is computed by the same code as in separate {@link #matmul}
+     * calls (and {@link #swiglu}); matrices of different types or layouts are simply multiplied one
+     * by one.
+     */
+    public void matvecs(WeightMatrix[] ws, PackedMatrix[] packed, float[] x, int xOffset, float[][] outs,
+            boolean swiglu) {
+        int m = ws.length;
+        GgmlType type = ws[0].type();
+        boolean isPacked = packed != null && packed[0] != null;
+        boolean same = m <= 16 && (!swiglu || (m == 2 && ws[0].rows() == ws[1].rows()));
+        for (int i = 0; i < m && same; i++) {
+            same = ws[i].type() == type && ws[i].cols() == ws[0].cols()
+                    && (isPacked ? packed[i] != null : packed == null || packed[i] == null);
+        }
+        if (!same || (type.isQuantized() && !int8)) {
+            for (int i = 0; i < m; i++) {
+                if (packed != null && packed[i] != null) {
+                    matmul(packed[i], x, xOffset, ws[i].cols(), outs[i], 0, ws[i].rows(), 1);
+                } else {
+                    matmul(ws[i], x, xOffset, ws[i].cols(), outs[i], 0, ws[i].rows(), 1);
+                }
+            }
+            if (swiglu) {
+                swiglu(outs[0], 0, outs[1], 0, outs[0], 0, ws[0].rows());
+            }
+            return;
+        }
+        int cols = ws[0].cols();
+        Objects.checkFromIndexSize(xOffset, cols, x.length);
+        for (int i = 0; i < m; i++) {
+            checkSupported(ws[i].type());
+            Objects.checkFromIndexSize(0, ws[i].rows(), outs[i].length);
+        }
+        Q8Activations xq = null;
+        if (type.isQuantized()) {
+            xq = q8.get();
+            xq.quantize(type, x, xOffset, cols, cols, 1);
+            if (isPacked) {
+                xq.permute(PackedMatrix.permutation(type), 1);
+            }
+        }
+        MultiJob j = multiJob;
+        if (threads > 1 && pool.tryAcquire()) {
+            try {
+                pool.run(j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, threads));
+            } finally {
+                j.clear();
+                pool.release();
+            }
+        } else {
+            j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, 1).run(0);
+            j.clear();
+        }
+    }
+
+    /** The job of {@link #matvecs}: chunks of a virtual row range over all the matrices (with swiglu, over gate rows). */
+    private final class MultiJob implements WorkerPool.Job {
+        private WeightMatrix[] ws;
+        private PackedMatrix[] ps;
+        private float[] x;
+        private float[][] outs;
+        private Q8Activations xq;
+        private boolean swiglu;
+        private int xOffset, total, chunk;
+        private final int[] starts = new int[16];
+        private final AtomicInteger next = new AtomicInteger();
+
+        MultiJob set(WeightMatrix[] ws, PackedMatrix[] ps, float[] x, int xOffset, float[][] outs, boolean swiglu,
+                Q8Activations xq, int threads) {
+            this.ws = ws;
+            this.ps = ps;
+            this.x = x;
+            this.xOffset = xOffset;
+            this.outs = outs;
+            this.swiglu = swiglu;
+            this.xq = xq;
+            int t = 0;
+            for (int i = 0; i < (swiglu ? 1 : ws.length); i++) {
+                starts[i] = t;
+                t += ws[i].rows();
+            }
+            this.total = t;
+            this.chunk = Math.max(1, (t + 8 * threads - 1) / (8 * threads));
+            next.set(0);
+            return this;
+        }
+
+        void clear() {
+            ws = null;
+            ps = null;
+            x = null;
+            outs = null;
+            xq = null;
+        }
+
+        @Override
+        public void run(int participant) {
+            int r0;
+            while ((r0 = next.getAndAdd(chunk)) < total) {
+                int r1 = Math.min(total, r0 + chunk);
+                if (swiglu) {
+                    rows(0, r0, r1);
+                    rows(1, r0, r1);
+                    float[] g = outs[0], u = outs[1];
+                    for (int r = r0; r < r1; r++) {
+                        float v = g[r];
+                        g[r] = v / (1.0f + (float) Math.exp(-v)) * u[r]; // as swiglu()
+                    }
+                    continue;
+                }
+                for (int i = 0; i < ws.length; i++) {
+                    int a = Math.max(r0, starts[i]) - starts[i];
+                    int b = Math.min(r1, starts[i] + ws[i].rows()) - starts[i];
+                    if (a < b) {
+                        rows(i, a, b);
+                    }
+                }
+            }
+        }
+
+        private void rows(int i, int a, int b) {
+            if (ps != null) {
+                matmulRowsPacked(ps[i], xq, outs[i], 0, 0, 1, a, b);
+            } else if (xq != null) {
+                matmulRowsInt8(ws[i], xq, outs[i], 0, 0, 1, a, b);
+            } else {
+                matmulRows(ws[i], null, x, xOffset, ws[i].cols(), outs[i], 0, 0, 1, a, b, null);
+            }
+        }
     }
 
     /** Rows {@code [r0, r1)} of a packed matrix on 8-bit activations (permuted), one row after another. */

@@ -236,4 +236,62 @@ class PackedMatrixTest {
             }
         }
     }
+
+    /**
+     * {@link PanamaKernels#matvecs} (a decode step's fused projections) gives what separate matmul
+     * calls (and swiglu) give, packed or not, for same-type and mixed-type sets.
+     */
+    @ParameterizedTest(name = "{0} {1} packed={2} swiglu={3}")
+    @MethodSource("fusedCases")
+    void fusedMatvecsEqualSeparateCalls(GgmlType a, GgmlType b, boolean pack, boolean swiglu) {
+        int cols = 1024;
+        int[] rows = swiglu ? new int[] {384, 384} : new int[] {256, 64, 96};
+        GgmlType[] types = swiglu ? new GgmlType[] {a, b} : new GgmlType[] {a, a, b};
+        for (PanamaKernels k : fast) {
+            WeightMatrix[] ws = new WeightMatrix[rows.length];
+            PackedMatrix[] ps = new PackedMatrix[rows.length];
+            float[][] outs = new float[rows.length][], want = new float[rows.length][];
+            for (int i = 0; i < rows.length; i++) {
+                ws[i] = TestMatrices.random(types[i], rows[i], cols, 100 + i + types[i].ordinal(), i);
+                ps[i] = pack && PackedMatrix.supports(types[i], cols) ? PackedMatrix.pack(ws[i]) : null;
+                outs[i] = TestMatrices.poisoned(rows[i]);
+                want[i] = new float[rows[i]];
+            }
+            float[] x = TestMatrices.randomVector(cols + 5, 7);
+            k.matvecs(ws, pack ? ps : null, x, 5, outs, swiglu);
+            for (int i = 0; i < rows.length; i++) {
+                if (ps[i] != null) {
+                    k.matmul(ps[i], x, 5, cols, want[i], 0, rows[i], 1);
+                } else {
+                    k.matmul(ws[i], x, 5, cols, want[i], 0, rows[i], 1);
+                }
+            }
+            if (swiglu) {
+                k.swiglu(want[0], 0, want[1], 0, want[0], 0, rows[0]);
+            }
+            // The same row computations; only a row done by code of another JIT tier can differ
+            // (reduceLanes sums in another order in the interpreter), by a few ulps.
+            for (int i = 0; i < rows.length; i++) {
+                for (int r = 0; r < rows[i]; r++) {
+                    assertThat((double) outs[i][r]).as("threads=%d output %d row %d", k.threads(), i, r)
+                            .isCloseTo(want[i][r], org.assertj.core.data.Offset.offset(1e-5 * (Math.abs(want[i][r]) + 1)));
+                }
+            }
+        }
+    }
+
+    static Stream<Arguments> fusedCases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (boolean swiglu : new boolean[] {false, true}) {
+            for (boolean pack : new boolean[] {false, true}) {
+                cases.add(Arguments.of(GgmlType.Q4_K, GgmlType.Q4_K, pack, swiglu));
+                cases.add(Arguments.of(GgmlType.Q4_K, GgmlType.Q6_K, pack, swiglu));
+                cases.add(Arguments.of(GgmlType.Q4_0, GgmlType.Q4_0, pack, swiglu));
+            }
+            cases.add(Arguments.of(GgmlType.Q8_0, GgmlType.Q8_0, false, swiglu));
+            cases.add(Arguments.of(GgmlType.F16, GgmlType.F16, false, swiglu));
+            cases.add(Arguments.of(GgmlType.F32, GgmlType.BF16, false, swiglu));
+        }
+        return cases.stream();
+    }
 }
