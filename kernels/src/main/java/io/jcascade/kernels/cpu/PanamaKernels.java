@@ -86,6 +86,7 @@ public final class PanamaKernels implements CpuKernels {
     private final ThreadLocal<float[]> inlineScratch = new ThreadLocal<>();
     private final MatmulJob matmulJob = new MatmulJob();
     private final MultiJob multiJob = new MultiJob();
+    private final ThreadLocal<MultiJob> inlineMultiJob = ThreadLocal.withInitial(MultiJob::new);
     private final ForJob forJob = new ForJob();
     /** Whether quantized weights multiply 8-bit activations (llama.cpp's way). */
     private final boolean int8;
@@ -327,8 +328,8 @@ public final class PanamaKernels implements CpuKernels {
                 xq.permute(PackedMatrix.permutation(type), 1);
             }
         }
-        MultiJob j = multiJob;
         if (threads > 1 && pool.tryAcquire()) {
+            MultiJob j = multiJob; // ours while we hold the pool
             try {
                 pool.run(j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, threads));
             } finally {
@@ -336,6 +337,8 @@ public final class PanamaKernels implements CpuKernels {
                 pool.release();
             }
         } else {
+            // on this thread alone (one thread, or the pool busy with another caller's job)
+            MultiJob j = inlineMultiJob.get();
             j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, 1).run(0);
             j.clear();
         }
@@ -468,6 +471,15 @@ public final class PanamaKernels implements CpuKernels {
         int cols = w.cols();
         long rowBytes = w.rowBytes();
         if (nTokens == 1) {
+            if (type == GgmlType.F16) {
+                // converted a row at a time by a loop C2 vectorizes (vcvtph2ps), then a float dot
+                // product from L1: same values and the same summation order as dotF16
+                float[] buf = rowBuffer(F16_CHUNK);
+                for (int r = r0; r < r1; r++) {
+                    out[outOffset + r] = dotF16Chunked(seg, r * rowBytes, x, xOffset, cols, buf);
+                }
+                return;
+            }
             for (int r = r0; r < r1; r++) {
                 out[outOffset + r] = dotRow(type, seg, r * rowBytes, x, xOffset, cols);
             }
@@ -622,13 +634,58 @@ public final class PanamaKernels implements CpuKernels {
 
     /** Float path for K-quants: the row dequantized into a per-thread buffer, then a float dot product. */
     private static float dotK(GgmlType type, MemorySegment seg, long off, float[] x, int xo, int n) {
+        float[] row = rowBuffer(n);
+        Int8Dot.dequantizeK(type, seg, off, n, row, 0);
+        return dotArrays(row, 0, x, xo, n);
+    }
+
+    /** Halfs converted per chunk by {@link #dotF16Chunked}: the chunk stays in L1 between conversion and use. */
+    private static final int F16_CHUNK = 512;
+
+    /**
+     * F16 row . x: chunks of {@value #F16_CHUNK} halfs converted by {@link #halfsToFloats} into
+     * {@code buf}, then multiplied-added into two accumulators alternating by vector, as
+     * {@link #dotF16} does (the same sums in the same order whenever n is a multiple of twice the
+     * vector length, as model widths are).
+     */
+    private static float dotF16Chunked(MemorySegment seg, long off, float[] x, int xo, int n, float[] buf) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int c = 0;
+        for (; c + F16_CHUNK <= n; c += F16_CHUNK) {
+            halfsToFloats(seg, off + 2L * c, buf, 0, F16_CHUNK);
+            for (int i = 0; i < F16_CHUNK; i += 2 * L) {
+                a0 = FloatVector.fromArray(F, buf, i).fma(FloatVector.fromArray(F, x, xo + c + i), a0);
+                a1 = FloatVector.fromArray(F, buf, i + L).fma(FloatVector.fromArray(F, x, xo + c + i + L), a1);
+            }
+        }
+        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        // the rest (widths that are not a multiple of the chunk), as dotF16 would sum it
+        if (c < n) {
+            return s + dotF16(seg, off + 2L * c, x, xo + c, n - c);
+        }
+        return s;
+    }
+
+    /** This thread's buffer of at least n floats for one dequantized row. */
+    private static float[] rowBuffer(int n) {
         float[] row = K_ROW.get();
         if (row == null || row.length < n) {
             row = new float[n]; // grows once to the widest row, then reused
             K_ROW.set(row);
         }
-        Int8Dot.dequantizeK(type, seg, off, n, row, 0);
-        return dotArrays(row, 0, x, xo, n);
+        return row;
+    }
+
+    /**
+     * n little-endian IEEE halfs at {@code off} to floats. A plain counted loop of
+     * {@link Float#float16ToFloat} over a memory segment, which C2's auto-vectorizer turns into
+     * 16-lane hardware conversions (vcvtph2ps): several times faster than {@link #halfToFloat}'s
+     * bit manipulation, which the Vector API (no half-float lanes) needs.
+     */
+    static void halfsToFloats(MemorySegment seg, long off, float[] out, int oo, int n) {
+        for (int i = 0; i < n; i++) {
+            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
+        }
     }
 
     /** F32 row: n little-endian floats. */
@@ -947,13 +1004,7 @@ public final class PanamaKernels implements CpuKernels {
 
     /** F16 row: n little-endian IEEE halfs. */
     private static void dequantizeF16(MemorySegment seg, long off, int n, float[] out, int oo) {
-        int i = 0;
-        for (; i <= n - L; i += L) {
-            halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
-        }
-        for (; i < n; i++) {
-            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
-        }
+        halfsToFloats(seg, off, out, oo, n);
     }
 
     /** BF16 row: n little-endian upper halves of float32s. */
