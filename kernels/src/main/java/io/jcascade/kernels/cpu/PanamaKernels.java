@@ -328,7 +328,11 @@ public final class PanamaKernels implements CpuKernels {
                 xq.permute(PackedMatrix.permutation(type), 1);
             }
         }
-        if (threads > 1 && pool.tryAcquire()) {
+        long work = 0;
+        for (int i = 0; i < (swiglu ? 2 : m); i++) {
+            work += (long) ws[i].rows() * cols;
+        }
+        if (work >= MIN_PARALLEL_WORK && threads > 1 && pool.tryAcquire()) {
             MultiJob j = multiJob; // ours while we hold the pool
             try {
                 pool.run(j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, threads));
@@ -337,7 +341,7 @@ public final class PanamaKernels implements CpuKernels {
                 pool.release();
             }
         } else {
-            // on this thread alone (one thread, or the pool busy with another caller's job)
+            // on this thread alone (one thread, little work, or the pool busy with another caller's job)
             MultiJob j = inlineMultiJob.get();
             j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, 1).run(0);
             j.clear();
