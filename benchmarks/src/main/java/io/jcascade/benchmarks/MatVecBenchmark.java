@@ -3,6 +3,7 @@ package io.jcascade.benchmarks;
 import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.WeightMatrix;
 import io.jcascade.kernels.cpu.CpuKernels;
+import io.jcascade.kernels.cpu.PackedMatrix;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -58,7 +59,16 @@ public class MatVecBenchmark {
     @Param({"256"})
     public int coldMiB;
 
+    /**
+     * {@code file}: the weights in ggml's block layout, as mapped from the file; {@code packed}:
+     * repacked as {@code CpuBackend} binds them ({@code CpuKernels.pack}; types and machines
+     * without a packed layout fall back to the file layout). GB/s count the packed bytes.
+     */
+    @Param({"packed", "file"})
+    public String layout;
+
     WeightMatrix[] copies;
+    PackedMatrix[] packed;
     int next;
     CpuKernels kernels;
     float[] x;
@@ -101,6 +111,18 @@ public class MatVecBenchmark {
             x[i] = r.nextFloat() * 2 - 1;
         }
         out = new float[rows];
+        if ("packed".equals(layout)) {
+            packed = new PackedMatrix[n];
+            for (int i = 0; i < n; i++) {
+                packed[i] = kernels.pack(copies[i]);
+                if (packed[i] == null) {
+                    packed = null;
+                    break;
+                }
+                bytes = packed[i].byteSize();
+                copies[i] = null; // keep only the packed copies in memory
+            }
+        }
         bytesPerCall = (double) bytes;
         flopsPerCall = 2.0 * rows * cols;
     }
@@ -112,9 +134,15 @@ public class MatVecBenchmark {
 
     @Benchmark
     public float matvec(Rates rates) {
-        WeightMatrix w = copies[next];
+        int i = next;
         next = next + 1 == copies.length ? 0 : next + 1;
-        kernels.matmul(w, x, 0, w.cols(), out, 0, w.rows(), 1);
+        if (packed != null) {
+            PackedMatrix p = packed[i];
+            kernels.matmul(p, x, 0, p.cols(), out, 0, p.rows(), 1);
+        } else {
+            WeightMatrix w = copies[i];
+            kernels.matmul(w, x, 0, w.cols(), out, 0, w.rows(), 1);
+        }
         rates.weightGBs += bytesPerCall * 1e-9;
         rates.gflops += flopsPerCall * 1e-9;
         return out[0];

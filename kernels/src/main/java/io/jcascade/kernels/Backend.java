@@ -120,6 +120,29 @@ public interface Backend extends AutoCloseable {
     /** {@code out = silu(gate) * up} over {@code n} floats. */
     void swiglu(Tensor gate, Tensor up, Tensor out, int n);
 
+    /**
+     * The three attention projections of one input: {@code q = wq . x}, {@code k = wk . x},
+     * {@code v = wv . x} for {@code nTokens} tokens; the same as three {@link #matmul} calls (the
+     * default), which a backend may do in one pass.
+     */
+    default void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v, int nTokens) {
+        matmul(wq, x, q, nTokens);
+        matmul(wk, x, k, nTokens);
+        matmul(wv, x, v, nTokens);
+    }
+
+    /**
+     * The gated feed-forward input: {@code out = silu(gate . x) * (up . x)} (element-wise), with
+     * {@code upOut} as scratch for {@code up . x}; the same as {@code matmul(gate, x, out)},
+     * {@code matmul(up, x, upOut)}, {@code swiglu(out, upOut, out)} (the default), which a backend
+     * may fuse. {@code out} and {@code upOut} hold {@code nTokens * gate.rows()} values.
+     */
+    default void ffnGateUp(Weight gate, Weight up, Tensor x, Tensor out, Tensor upOut, int nTokens) {
+        matmul(gate, x, out, nTokens);
+        matmul(up, x, upOut, nTokens);
+        swiglu(out, upOut, out, nTokens * gate.rows());
+    }
+
     /** {@code y += x} over {@code n} floats. */
     void add(Tensor x, Tensor y, int n);
 

@@ -339,9 +339,7 @@ public final class Llama {
             Layer L = layers[l];
             // Attention block.
             backend.rmsNorm(s.x, L.attnNorm(), s.xb, n, c.rmsEps());
-            backend.matmul(L.wq(), s.xb, s.q, n);
-            backend.matmul(L.wk(), s.xb, s.k, n);
-            backend.matmul(L.wv(), s.xb, s.v, n);
+            backend.matmulQkv(L.wq(), L.wk(), L.wv(), s.xb, s.q, s.k, s.v, n);
             backend.rope(s.q, c.heads(), c.headDim(), rope, pos, n);
             backend.rope(s.k, c.kvHeads(), c.headDim(), rope, pos, n);
             backend.attention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), pos, n,
@@ -354,9 +352,7 @@ public final class Llama {
             }
             // Feed-forward block (SwiGLU).
             backend.rmsNorm(s.x, L.ffnNorm(), s.xb, n, c.rmsEps());
-            backend.matmul(L.gate(), s.xb, s.hb, n);
-            backend.matmul(L.up(), s.xb, s.hb2, n);
-            backend.swiglu(s.hb, s.hb2, s.hb, n * c.ffnDim());
+            backend.ffnGateUp(L.gate(), L.up(), s.xb, s.hb, s.hb2, n); // hb = silu(gate . x) * (up . x)
             backend.matmul(L.down(), s.hb, s.xb, n);
             backend.add(s.xb, s.x, n * dim);
         }

@@ -3,6 +3,7 @@ package io.jcascade.kernels.cpu;
 import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.WeightMatrix;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The CPU backend: weights stay in the memory-mapped file in their block layout, activations and
@@ -20,6 +21,8 @@ import io.jcascade.kernels.WeightMatrix;
 public final class CpuBackend implements Backend {
 
     private final CpuKernels kernels;
+    /** Whether one-token projections run fused ({@link #matmulQkv}, {@link #ffnGateUp}); {@code -Djcascade.fuse=false} for comparisons. */
+    private static final boolean FUSE = !"false".equalsIgnoreCase(System.getProperty("jcascade.fuse", "true"));
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
 
     public CpuBackend(CpuKernels kernels) {
@@ -53,10 +56,13 @@ public final class CpuBackend implements Backend {
         final WeightMatrix matrix;
         /** A 1-row weight (a norm) dequantized once, since kernels take norms as float arrays. */
         final float[] vector;
+        /** The matrix repacked by the kernels ({@link CpuKernels#pack}), used instead of {@link #matrix}; or null. */
+        final PackedMatrix packed;
 
-        CpuWeight(WeightMatrix matrix, float[] vector) {
+        CpuWeight(WeightMatrix matrix, float[] vector, PackedMatrix packed) {
             this.matrix = matrix;
             this.vector = vector;
+            this.packed = packed;
         }
 
         @Override
@@ -90,9 +96,16 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /**
+     * Binds a weight. Matrices the kernels multiply faster in another layout are repacked here
+     * (Q4_0, Q4_K, Q6_K on 512-bit machines: {@link PackedMatrix}); the kernels drop the packed
+     * pages of a file mapping from this process as they go ({@link MemorySegment#unload}), so the
+     * weights take about the file's size in memory, not twice. The file is not read again.
+     */
     @Override
     public Weight weight(WeightMatrix matrix) {
         float[] vector = null;
+        PackedMatrix packed = null;
         if (matrix.rows() == 1) {
             vector = new float[matrix.cols()];
             kernels.dequantizeRow(matrix, 0, vector, 0);
@@ -102,8 +115,9 @@ public final class CpuBackend implements Backend {
                 default -> throw new UnsupportedOperationException("the CPU backend does not run " + matrix.type()
                         + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
             }
+            packed = kernels.pack(matrix);
         }
-        return new CpuWeight(matrix, vector);
+        return new CpuWeight(matrix, vector, packed);
     }
 
     @Override
@@ -130,7 +144,11 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException("token id " + tokens[t] + " is outside the vocabulary of "
                         + w.rows());
             }
-            kernels.dequantizeRow(w.matrix, tokens[t], o, t * w.cols());
+            if (w.packed != null) {
+                kernels.dequantizeRow(w.packed, tokens[t], o, t * w.cols());
+            } else {
+                kernels.dequantizeRow(w.matrix, tokens[t], o, t * w.cols());
+            }
         }
     }
 
@@ -147,8 +165,47 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Weight w, Tensor x, Tensor out, int nTokens) {
-        WeightMatrix m = ((CpuWeight) w).matrix;
-        kernels.matmul(m, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        CpuWeight cw = (CpuWeight) w;
+        WeightMatrix m = cw.matrix;
+        if (cw.packed != null) {
+            kernels.matmul(cw.packed, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        } else {
+            kernels.matmul(m, data(x), 0, m.cols(), data(out), 0, m.rows(), nTokens);
+        }
+    }
+
+    /** One token: one activation quantization and one pass over the threads for the three ({@link PanamaKernels#matvecs}). */
+    @Override
+    public void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v, int nTokens) {
+        if (FUSE && nTokens == 1 && kernels instanceof PanamaKernels pk) {
+            CpuWeight a = (CpuWeight) wq, b = (CpuWeight) wk, c = (CpuWeight) wv;
+            pk.matvecs(new WeightMatrix[] {a.matrix, b.matrix, c.matrix}, packed(a, b, c), data(x), 0,
+                    new float[][] {data(q), data(k), data(v)}, false);
+            return;
+        }
+        Backend.super.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
+    }
+
+    /** One token: gate and up in one pass over the threads, SwiGLU applied to each chunk of rows as it is done. */
+    @Override
+    public void ffnGateUp(Weight gate, Weight up, Tensor x, Tensor out, Tensor upOut, int nTokens) {
+        if (FUSE && nTokens == 1 && kernels instanceof PanamaKernels pk) {
+            CpuWeight a = (CpuWeight) gate, b = (CpuWeight) up;
+            pk.matvecs(new WeightMatrix[] {a.matrix, b.matrix}, packed(a, b), data(x), 0,
+                    new float[][] {data(out), data(upOut)}, true);
+            return;
+        }
+        Backend.super.ffnGateUp(gate, up, x, out, upOut, nTokens);
+    }
+
+    private static PackedMatrix[] packed(CpuWeight... ws) {
+        PackedMatrix[] p = new PackedMatrix[ws.length];
+        boolean any = false;
+        for (int i = 0; i < ws.length; i++) {
+            p[i] = ws[i].packed;
+            any |= p[i] != null;
+        }
+        return any ? p : null;
     }
 
     @Override

@@ -43,6 +43,27 @@ public interface CpuKernels extends AutoCloseable {
     void dequantizeRow(WeightMatrix w, int row, float[] out, int outOffset);
 
     /**
+     * {@code w} repacked into a layout these kernels multiply faster ({@link PackedMatrix}), or null
+     * to keep using {@code w} as it is (the default). The packed copy replaces {@code w} for
+     * {@link #matmul(PackedMatrix, float[], int, int, float[], int, int, int)} and
+     * {@link #dequantizeRow(PackedMatrix, int, float[], int)}; {@code w} itself is not read again.
+     */
+    default PackedMatrix pack(WeightMatrix w) {
+        return null;
+    }
+
+    /** {@link #matmul(WeightMatrix, float[], int, int, float[], int, int, int)} on a matrix from {@link #pack}. */
+    default void matmul(PackedMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+            int nTokens) {
+        throw new UnsupportedOperationException("these kernels do not pack weights");
+    }
+
+    /** {@link #dequantizeRow(WeightMatrix, int, float[], int)} on a matrix from {@link #pack}. */
+    default void dequantizeRow(PackedMatrix w, int row, float[] out, int outOffset) {
+        throw new UnsupportedOperationException("these kernels do not pack weights");
+    }
+
+    /**
      * RMSNorm with weights: {@code out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]} for {@code i < n}.
      * {@code out} may be {@code x} itself at the same offset.
      */

@@ -210,8 +210,8 @@ final class Int8Dot {
     /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints, as float (exact: |sum| < 2^15). */
     private static FloatVector pairSum(ShortVector p) {
         IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
-        return (FloatVector) x.lanewise(VectorOperators.ASHR, 16)
-                .add(x.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+        // (hi * 2^16 + lo) + lo * 2^16: the top half is hi + lo (exact while it fits a short), 3 ops instead of 4
+        return (FloatVector) x.add(x.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16)
                 .convert(VectorOperators.I2F, 0);
     }
 

@@ -86,6 +86,8 @@ public final class PanamaKernels implements CpuKernels {
     private final float[][] scratch;
     private final ThreadLocal<float[]> inlineScratch = new ThreadLocal<>();
     private final MatmulJob matmulJob = new MatmulJob();
+    private final MultiJob multiJob = new MultiJob();
+    private final ThreadLocal<MultiJob> inlineMultiJob = ThreadLocal.withInitial(MultiJob::new);
     private final ForJob forJob = new ForJob();
     /** Whether quantized weights multiply 8-bit activations (llama.cpp's way). */
     private final boolean int8;
@@ -184,7 +186,7 @@ public final class PanamaKernels implements CpuKernels {
             if (pool.tryAcquire()) {
                 MatmulJob j = matmulJob;
                 try {
-                    pool.run(j.set(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
+                    pool.run(j.set(w, null, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
                 } finally {
                     j.clear();
                     pool.release();
@@ -201,7 +203,250 @@ public final class PanamaKernels implements CpuKernels {
             s = new float[4 * cols];
             inlineScratch.set(s);
         }
-        matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+        matmulRows(w, null, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    /**
+     * {@code w} repacked for these kernels' 8-bit dot products ({@link PackedMatrix}; Q4_0, Q4_K and
+     * Q6_K on 512-bit machines), packed on the kernels' threads (pages of a read-only file mapping
+     * are released as they are packed); null where the file layout is
+     * what they multiply best (other types and machines, the float activation path, 1-row
+     * weights), or when the system property {@code jcascade.repack} is {@code false}.
+     */
+    @Override
+    public PackedMatrix pack(WeightMatrix w) {
+        if (!int8 || !Int8Dot.WIDE || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
+                || "false".equalsIgnoreCase(System.getProperty("jcascade.repack", "true"))) {
+            return null;
+        }
+        PackedMatrix p = PackedMatrix.allocate(w);
+        int rows = w.rows();
+        int chunk = 256;
+        // A read-only file mapping's pages are dropped from the process as soon as they are packed
+        // (madvise DONTNEED; the file is not read again), so packing never holds both copies of a
+        // whole tensor at once: the process keeps about the file's size, not twice.
+        boolean release = w.data().isMapped() && w.data().isReadOnly();
+        parallelFor((rows + chunk - 1) / chunk, i -> {
+            int r0 = i * chunk, r1 = Math.min(rows, (i + 1) * chunk);
+            PackedMatrix.packRows(w, p, r0, r1);
+            if (release) {
+                try {
+                    w.data().asSlice(r0 * w.rowBytes(), (r1 - r0) * w.rowBytes()).unload();
+                } catch (RuntimeException e) {
+                    // not droppable here: the pages stay mapped, which costs memory only
+                }
+            }
+        });
+        return p;
+    }
+
+    @Override
+    public void dequantizeRow(PackedMatrix w, int row, float[] out, int outOffset) {
+        Objects.checkIndex(row, w.rows());
+        Objects.checkFromIndexSize(outOffset, w.cols(), out.length);
+        PackedDot.dequantizeRow(w, row, out, outOffset);
+    }
+
+    /** As {@link #matmul(WeightMatrix, float[], int, int, float[], int, int, int)}, on a packed matrix. */
+    @Override
+    public void matmul(PackedMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+            int nTokens) {
+        int rows = w.rows();
+        int cols = w.cols();
+        if (nTokens <= 0 || rows == 0) {
+            return;
+        }
+        Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
+        Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        Q8Activations xq = q8.get();
+        xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+        int[] perm = PackedMatrix.permutation(w.type());
+        if (nTokens > 1) {
+            // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
+            // the packed element order, against rows dequantized in that order
+            x = xq.dequantizePermuted(perm, nTokens);
+            xOffset = 0;
+            xStride = cols;
+            xq = null;
+        } else {
+            xq.permute(perm, nTokens);
+        }
+        if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
+            if (pool.tryAcquire()) {
+                MatmulJob j = matmulJob;
+                try {
+                    pool.run(j.set(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, xq));
+                } finally {
+                    j.clear();
+                    pool.release();
+                }
+                return;
+            }
+        }
+        if (xq != null) {
+            matmulRowsPacked(w, xq, out, outOffset, outStride, nTokens, 0, rows);
+            return;
+        }
+        float[] s = inlineScratch.get();
+        if (s == null || s.length < 4 * cols) {
+            s = new float[4 * cols];
+            inlineScratch.set(s);
+        }
+        matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
+    /**
+     * One token ({@code x[xOffset ..)}) times several matrices with the same columns, as one job on
+     * the threads: {@code outs[i][r] = W_i[r] . x}, with one activation quantization and one
+     * dispatch instead of one per matrix (a decode step's attention projections, or gate and up).
+     * With {@code swiglu} (two matrices, gate and up) {@code outs[0][r]} then becomes
+     * {@code silu(gate[r] . x) * (up[r] . x)}, computed by {@link #swiglu}'s formula on each chunk
+     * of rows as soon as both products are there. Each matrix is {@code packed[i]} when that is not
+     * null, else {@code ws[i]}. Each row is computed by the same code as in separate {@link #matmul}
+     * calls (and {@link #swiglu}); matrices of different types or layouts are simply multiplied one
+     * by one.
+     */
+    public void matvecs(WeightMatrix[] ws, PackedMatrix[] packed, float[] x, int xOffset, float[][] outs,
+            boolean swiglu) {
+        int m = ws.length;
+        GgmlType type = ws[0].type();
+        boolean isPacked = packed != null && packed[0] != null;
+        boolean same = m <= 16 && (!swiglu || (m == 2 && ws[0].rows() == ws[1].rows()));
+        for (int i = 0; i < m && same; i++) {
+            same = ws[i].type() == type && ws[i].cols() == ws[0].cols()
+                    && (isPacked ? packed[i] != null : packed == null || packed[i] == null);
+        }
+        if (!same || (type.isQuantized() && !int8)) {
+            for (int i = 0; i < m; i++) {
+                if (packed != null && packed[i] != null) {
+                    matmul(packed[i], x, xOffset, ws[i].cols(), outs[i], 0, ws[i].rows(), 1);
+                } else {
+                    matmul(ws[i], x, xOffset, ws[i].cols(), outs[i], 0, ws[i].rows(), 1);
+                }
+            }
+            if (swiglu) {
+                swiglu(outs[0], 0, outs[1], 0, outs[0], 0, ws[0].rows());
+            }
+            return;
+        }
+        int cols = ws[0].cols();
+        Objects.checkFromIndexSize(xOffset, cols, x.length);
+        for (int i = 0; i < m; i++) {
+            checkSupported(ws[i].type());
+            Objects.checkFromIndexSize(0, ws[i].rows(), outs[i].length);
+        }
+        Q8Activations xq = null;
+        if (type.isQuantized()) {
+            xq = q8.get();
+            xq.quantize(type, x, xOffset, cols, cols, 1);
+            if (isPacked) {
+                xq.permute(PackedMatrix.permutation(type), 1);
+            }
+        }
+        long work = 0;
+        for (int i = 0; i < (swiglu ? 2 : m); i++) {
+            work += (long) ws[i].rows() * cols;
+        }
+        if (work >= MIN_PARALLEL_WORK && threads > 1 && pool.tryAcquire()) {
+            MultiJob j = multiJob; // ours while we hold the pool
+            try {
+                pool.run(j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, threads));
+            } finally {
+                j.clear();
+                pool.release();
+            }
+        } else {
+            // on this thread alone (one thread, little work, or the pool busy with another caller's job)
+            MultiJob j = inlineMultiJob.get();
+            j.set(ws, isPacked ? packed : null, x, xOffset, outs, swiglu, xq, 1).run(0);
+            j.clear();
+        }
+    }
+
+    /** The job of {@link #matvecs}: chunks of a virtual row range over all the matrices (with swiglu, over gate rows). */
+    private final class MultiJob implements WorkerPool.Job {
+        private WeightMatrix[] ws;
+        private PackedMatrix[] ps;
+        private float[] x;
+        private float[][] outs;
+        private Q8Activations xq;
+        private boolean swiglu;
+        private int xOffset, total, chunk;
+        private final int[] starts = new int[16];
+        private final AtomicInteger next = new AtomicInteger();
+
+        MultiJob set(WeightMatrix[] ws, PackedMatrix[] ps, float[] x, int xOffset, float[][] outs, boolean swiglu,
+                Q8Activations xq, int threads) {
+            this.ws = ws;
+            this.ps = ps;
+            this.x = x;
+            this.xOffset = xOffset;
+            this.outs = outs;
+            this.swiglu = swiglu;
+            this.xq = xq;
+            int t = 0;
+            for (int i = 0; i < (swiglu ? 1 : ws.length); i++) {
+                starts[i] = t;
+                t += ws[i].rows();
+            }
+            this.total = t;
+            this.chunk = Math.max(1, (t + 8 * threads - 1) / (8 * threads));
+            next.set(0);
+            return this;
+        }
+
+        void clear() {
+            ws = null;
+            ps = null;
+            x = null;
+            outs = null;
+            xq = null;
+        }
+
+        @Override
+        public void run(int participant) {
+            int r0;
+            while ((r0 = next.getAndAdd(chunk)) < total) {
+                int r1 = Math.min(total, r0 + chunk);
+                if (swiglu) {
+                    rows(0, r0, r1);
+                    rows(1, r0, r1);
+                    float[] g = outs[0], u = outs[1];
+                    for (int r = r0; r < r1; r++) {
+                        float v = g[r];
+                        g[r] = v / (1.0f + (float) Math.exp(-v)) * u[r]; // as swiglu()
+                    }
+                    continue;
+                }
+                for (int i = 0; i < ws.length; i++) {
+                    int a = Math.max(r0, starts[i]) - starts[i];
+                    int b = Math.min(r1, starts[i] + ws[i].rows()) - starts[i];
+                    if (a < b) {
+                        rows(i, a, b);
+                    }
+                }
+            }
+        }
+
+        private void rows(int i, int a, int b) {
+            if (ps != null) {
+                matmulRowsPacked(ps[i], xq, outs[i], 0, 0, 1, a, b);
+            } else if (xq != null) {
+                matmulRowsInt8(ws[i], xq, outs[i], 0, 0, 1, a, b);
+            } else {
+                matmulRows(ws[i], null, x, xOffset, ws[i].cols(), outs[i], 0, 0, 1, a, b, null);
+            }
+        }
+    }
+
+    /** Rows {@code [r0, r1)} of a packed matrix on 8-bit activations (permuted), one row after another. */
+    private static void matmulRowsPacked(PackedMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
+            int nTokens, int r0, int r1) {
+        for (int r = r0; r < r1; r++) {
+            for (int t = 0; t < nTokens; t++) {
+                out[outOffset + t * outStride + r] = PackedDot.dot(w, r, xq, t);
+            }
+        }
     }
 
     private final ThreadLocal<float[]> rounded = ThreadLocal.withInitial(() -> new float[0]);
@@ -261,14 +506,27 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
-    /** Rows {@code [r0, r1)} for all tokens. */
-    private static void matmulRows(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset,
-            int outStride, int nTokens, int r0, int r1, float[] row) {
+    /** Rows {@code [r0, r1)} for all tokens, of {@code w} or, where not null, of {@code p} (x then in its order). */
+    private static void matmulRows(WeightMatrix w, PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
+            int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
+        if (p != null) {
+            matmulRowsPackedFloat(p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, r1, row);
+            return;
+        }
         GgmlType type = w.type();
         MemorySegment seg = w.data();
         int cols = w.cols();
         long rowBytes = w.rowBytes();
         if (nTokens == 1) {
+            if (type == GgmlType.F16) {
+                // converted a row at a time by a loop C2 vectorizes (vcvtph2ps), then a float dot
+                // product from L1: same values and the same summation order as dotF16
+                float[] buf = rowBuffer(F16_CHUNK);
+                for (int r = r0; r < r1; r++) {
+                    out[outOffset + r] = dotF16Chunked(seg, r * rowBytes, x, xOffset, cols, buf);
+                }
+                return;
+            }
             for (int r = r0; r < r1; r++) {
                 out[outOffset + r] = dotRow(type, seg, r * rowBytes, x, xOffset, cols);
             }
@@ -336,18 +594,50 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
+    /** As the prompt-batch part of {@link #matmulRows}, for packed rows dequantized in packed order. */
+    private static void matmulRowsPackedFloat(PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
+            int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
+        int cols = p.cols();
+        for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
+            int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
+            int r = r0;
+            for (; r + 4 <= r1; r += 4) {
+                for (int k = 0; k < 4; k++) {
+                    PackedDot.dequantizePacked(p, r + k, row, k * cols);
+                }
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    tile4x4(row, cols, x, xOffset + t * xStride, xStride, out, outOffset + t * outStride + r,
+                            outStride);
+                }
+                for (; t < t1; t++) {
+                    dot4(x, xOffset + t * xStride, cols, row, 0, cols, 2 * cols, 3 * cols, out,
+                            outOffset + t * outStride + r, 1);
+                }
+            }
+            for (; r < r1; r++) {
+                PackedDot.dequantizePacked(p, r, row, 0);
+                for (int t = t0; t < t1; t++) {
+                    out[outOffset + t * outStride + r] = dotArrays(row, 0, x, xOffset + t * xStride, cols);
+                }
+            }
+        }
+    }
+
     /** One matmul at a time, its arguments in fields so that a call allocates nothing. */
     private final class MatmulJob implements WorkerPool.Job {
         private WeightMatrix w;
+        private PackedMatrix p;
         private float[] x;
         private float[] out;
         private int xOffset, xStride, outOffset, outStride, nTokens, rows, chunk;
         private Q8Activations xq;
         private final AtomicInteger next = new AtomicInteger();
 
-        MatmulJob set(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
-                int nTokens, int threads, Q8Activations xq) {
+        MatmulJob set(WeightMatrix w, PackedMatrix p, float[] x, int xOffset, int xStride, float[] out, int outOffset,
+                int outStride, int nTokens, int threads, Q8Activations xq) {
             this.w = w;
+            this.p = p;
             this.xq = xq;
             this.x = x;
             this.xOffset = xOffset;
@@ -356,7 +646,7 @@ public final class PanamaKernels implements CpuKernels {
             this.outOffset = outOffset;
             this.outStride = outStride;
             this.nTokens = nTokens;
-            this.rows = w.rows();
+            this.rows = p != null ? p.rows() : w.rows();
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
@@ -367,6 +657,7 @@ public final class PanamaKernels implements CpuKernels {
 
         void clear() {
             w = null;
+            p = null;
             x = null;
             out = null;
             xq = null;
@@ -377,15 +668,20 @@ public final class PanamaKernels implements CpuKernels {
             if (xq != null) {
                 int r0;
                 while ((r0 = next.getAndAdd(chunk)) < rows) {
-                    matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    if (p != null) {
+                        matmulRowsPacked(p, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    } else {
+                        matmulRowsInt8(w, xq, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk));
+                    }
                 }
                 return;
             }
-            float[] row = nTokens > 1 ? scratchFor(participant, 4 * w.cols()) : null;
+            int cols = p != null ? p.cols() : w.cols();
+            float[] row = nTokens > 1 || p != null ? scratchFor(participant, 4 * cols) : null;
             int r0;
             while ((r0 = next.getAndAdd(chunk)) < rows) {
-                matmulRows(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, Math.min(rows, r0 + chunk),
-                        row);
+                matmulRows(w, p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0,
+                        Math.min(rows, r0 + chunk), row);
             }
         }
     }
@@ -412,13 +708,58 @@ public final class PanamaKernels implements CpuKernels {
 
     /** Float path for K-quants: the row dequantized into a per-thread buffer, then a float dot product. */
     private static float dotK(GgmlType type, MemorySegment seg, long off, float[] x, int xo, int n) {
+        float[] row = rowBuffer(n);
+        Int8Dot.dequantizeK(type, seg, off, n, row, 0);
+        return dotArrays(row, 0, x, xo, n);
+    }
+
+    /** Halfs converted per chunk by {@link #dotF16Chunked}: the chunk stays in L1 between conversion and use. */
+    private static final int F16_CHUNK = 512;
+
+    /**
+     * F16 row . x: chunks of {@value #F16_CHUNK} halfs converted by {@link #halfsToFloats} into
+     * {@code buf}, then multiplied-added into two accumulators alternating by vector, as
+     * {@link #dotF16} does (the same sums in the same order whenever n is a multiple of twice the
+     * vector length, as model widths are).
+     */
+    private static float dotF16Chunked(MemorySegment seg, long off, float[] x, int xo, int n, float[] buf) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int c = 0;
+        for (; c + F16_CHUNK <= n; c += F16_CHUNK) {
+            halfsToFloats(seg, off + 2L * c, buf, 0, F16_CHUNK);
+            for (int i = 0; i < F16_CHUNK; i += 2 * L) {
+                a0 = FloatVector.fromArray(F, buf, i).fma(FloatVector.fromArray(F, x, xo + c + i), a0);
+                a1 = FloatVector.fromArray(F, buf, i + L).fma(FloatVector.fromArray(F, x, xo + c + i + L), a1);
+            }
+        }
+        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        // the rest (widths that are not a multiple of the chunk), as dotF16 would sum it
+        if (c < n) {
+            return s + dotF16(seg, off + 2L * c, x, xo + c, n - c);
+        }
+        return s;
+    }
+
+    /** This thread's buffer of at least n floats for one dequantized row. */
+    private static float[] rowBuffer(int n) {
         float[] row = K_ROW.get();
         if (row == null || row.length < n) {
             row = new float[n]; // grows once to the widest row, then reused
             K_ROW.set(row);
         }
-        Int8Dot.dequantizeK(type, seg, off, n, row, 0);
-        return dotArrays(row, 0, x, xo, n);
+        return row;
+    }
+
+    /**
+     * n little-endian IEEE halfs at {@code off} to floats. A plain counted loop of
+     * {@link Float#float16ToFloat} over a memory segment, which C2's auto-vectorizer turns into
+     * 16-lane hardware conversions (vcvtph2ps): several times faster than {@link #halfToFloat}'s
+     * bit manipulation, which the Vector API (no half-float lanes) needs.
+     */
+    static void halfsToFloats(MemorySegment seg, long off, float[] out, int oo, int n) {
+        for (int i = 0; i < n; i++) {
+            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
+        }
     }
 
     /**
@@ -795,13 +1136,7 @@ public final class PanamaKernels implements CpuKernels {
 
     /** F16 row: n little-endian IEEE halfs. */
     private static void dequantizeF16(MemorySegment seg, long off, int n, float[] out, int oo) {
-        int i = 0;
-        for (; i <= n - L; i += L) {
-            halfToFloat(ShortVector.fromMemorySegment(SH, seg, off + 2L * i, LE)).intoArray(out, oo + i);
-        }
-        for (; i < n; i++) {
-            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
-        }
+        halfsToFloats(seg, off, out, oo, n);
     }
 
     /** BF16 row: n little-endian upper halves of float32s. */

@@ -42,6 +42,45 @@ final class Q8Activations {
     /** The dequantized quants ({@link #dequantize}), {@code xf[t*n + i]}; grows like {@link #q}. */
     float[] xf = new float[0];
 
+    /** The quants {@link #qs} in a {@link PackedMatrix} layout's element order ({@link #permute}). */
+    short[] qp = new short[0];
+    /** Dequantized quants in a packed element order ({@link #dequantizePermuted}). */
+    float[] xp = new float[0];
+
+    /**
+     * Fills {@link #qp} with the first {@code nTokens} tokens' quants in {@code packed}'s element
+     * order: within each group of {@code perm.length} elements, {@code qp[base + i] = qs[base + perm[i]]}.
+     */
+    void permute(int[] perm, int nTokens) {
+        int total = n * nTokens;
+        if (qp.length < total) {
+            qp = new short[qs.length];
+        }
+        int g = perm.length;
+        for (int base = 0; base < total; base += g) {
+            for (int i = 0; i < g; i++) {
+                qp[base + i] = qs[base + perm[i]];
+            }
+        }
+    }
+
+    /** {@link #dequantize}d activations in the element order {@code perm} (as {@link #permute}); grows like {@link #xf}. */
+    float[] dequantizePermuted(int[] perm, int nTokens) {
+        float[] x = dequantize(nTokens);
+        int total = n * nTokens;
+        if (xp.length < total) {
+            xp = new float[total];
+        }
+        float[] out = xp;
+        int g = perm.length;
+        for (int base = 0; base < total; base += g) {
+            for (int i = 0; i < g; i++) {
+                out[base + i] = x[base + perm[i]];
+            }
+        }
+        return out;
+    }
+
     /**
      * The quantized activations back as floats, token t at {@code xf[t*n ..)}: element i of block b
      * is {@code d_b * q_i}. For Q8_0 blocks this is exact (fp16 scale times an integer of at most 7

@@ -1,0 +1,304 @@
+package io.jcascade.kernels.cpu;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Integer dot products and dequantization of {@link PackedMatrix} rows (512-bit vectors only).
+ *
+ * <p>Per 64-byte load of packed quants, four (Q4_0, Q4_K, Q6_K low bits) vectors of 32 weight
+ * quants come out of shifts and masks in 16-bit lanes, each multiplied with 32 activation quants
+ * (permuted to the same order, {@link Q8Activations#permute}) in 16-bit lanes; the products of
+ * all the vectors of a group are summed in shorts (the bounds are given per kernel), and only then
+ * pair-summed into 16 int lanes. The lane-to-block mapping of the layouts puts each (sub-)block in
+ * its own int lanes, so block scales apply per lane: Q4_0's float scales {@code d_w * d_x} as a
+ * float vector (four lanes per block), the K-quants' integer scales as an int vector before one
+ * float multiply-add per super-block. As in {@link Int8Dot}, integer sums are exact and only the
+ * order of the float additions differs from ggml's.
+ */
+final class PackedDot {
+
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Short> S512 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+    private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
+
+    /** Q4_K: from the 16 ints [sc0..sc7, m0..m7], lane i takes sub-block i/2's scale, resp. min. */
+    private static final VectorShuffle<Integer> SC_PICK = VectorShuffle.fromOp(I512, i -> i / 2);
+    private static final VectorShuffle<Integer> M_PICK = VectorShuffle.fromOp(I512, i -> 8 + i / 2);
+    /** Dequantization: float lanes of half p (0, 1) of a 32-lane vector to their (sub-)block's factor. */
+    private static final VectorShuffle<Float> Q4K_LO = VectorShuffle.fromOp(F512, i -> i / 4);
+    private static final VectorShuffle<Float> Q4K_HI = VectorShuffle.fromOp(F512, i -> 4 + i / 4);
+    private static final VectorShuffle<Float> Q4K_MLO = VectorShuffle.fromOp(F512, i -> 8 + i / 4);
+    private static final VectorShuffle<Float> Q4K_MHI = VectorShuffle.fromOp(F512, i -> 12 + i / 4);
+    private static final VectorShuffle<Float> Q6K_LO = VectorShuffle.fromOp(F512, i -> i / 2);
+    private static final VectorShuffle<Float> Q6K_HI = VectorShuffle.fromOp(F512, i -> 8 + i / 2);
+
+    private PackedDot() {
+    }
+
+    /** Dot product of row {@code r} of {@code p} with token {@code t} of {@code a}, permuted for {@code p}'s type. */
+    static float dot(PackedMatrix p, int r, Q8Activations a, int t) {
+        int n = p.cols;
+        long off = r * p.rowBytes;
+        return switch (p.type) {
+            case Q4_0 -> dotQ4_0(p.data, off, n, a.qp, t * n, a.d, t * (n / 32));
+            case Q4_K -> dotQ4K(p.data, off, n, a.qp, t * n, a.d, t * (n / 256), a.bsums, t * (n / 16));
+            case Q6_K -> dotQ6K(p.data, off, n, a.qp, t * n, a.d, t * (n / 256));
+            default -> throw new UnsupportedOperationException(p.type.toString());
+        };
+    }
+
+    /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints: exact while each pair sum fits in a short. */
+    private static IntVector pairSum(ShortVector p) {
+        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i is the low half of int i
+        // (hi * 2^16 + lo) + lo * 2^16 = (hi + lo) * 2^16 + (lo & 0xFFFF): the top half is hi + lo
+        return x.add(x.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+    }
+
+    private static ShortVector act(short[] q, int y) {
+        return ShortVector.fromArray(S512, q, y);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Q4_0
+
+    /**
+     * Per group of 16 blocks: 16 vectors of signed quants (-8..7; nibble k sign-extended by shifting
+     * it to the top and back) times activations, summed in shorts (16 products of at most 8 * 127
+     * per lane: <= 16256; pair sums <= 32512 < 2^15), pair-summed into 16 int lanes (lane i:
+     * block i), converted to float and multiplied-added with the 16 blocks' {@code d_w * d_x}.
+     * Loops rather than unrolled code keep the method small enough for C2 to inline every vector
+     * operation (and so intrinsify it).
+     */
+    static float dotQ4_0(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
+        int nb = n / 32;
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < nb; b += 16) {
+            long qo = off + 18L * b, so = qo + 256;
+            int yb = y + 32 * b;
+            IntVector sums = IntVector.zero(I512);
+            for (int l = 0; l < 4; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
+                int ya = yb + 128 * l;
+                ShortVector p = w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya))
+                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 32)))
+                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 64)))
+                        .add(w.lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 96)));
+                sums = sums.add(pairSum(p));
+            }
+            // d_w * d_x of the 16 blocks, each as ggml's f16(d_w) * d_x
+            FloatVector s = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, so, LE))
+                    .mul(FloatVector.fromArray(F512, d, db + b));
+            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(s, acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Q4_K
+
+    /**
+     * Per super-block: 8 vectors of quants (0..15) times activations, summed in shorts (8 products
+     * of at most 15 * 127 per lane: <= 15240; pair sums <= 30480 < 2^15), pair-summed into 16 int
+     * lanes (lane i: half of sub-block i/2), times the sub-blocks' 6-bit scales in ints; the mins
+     * times the activations' sums of 16 ({@code bsums}, lane i: group i, of sub-block i/2) in
+     * ints; then one float FMA each with d * d_x and -dmin * d_x.
+     */
+    static float dotQ4K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db, int[] bsums,
+            int bso) {
+        int ns = n / 256;
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < ns; b++) {
+            long qo = off + 148L * b;
+            int yb = y + 256 * b;
+            IntVector ps = IntVector.zero(I512);
+            for (int l = 0; l < 2; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
+                int ya = yb + 128 * l;
+                ShortVector p = w.and((short) 0xF).mul(act(q, ya))
+                        .add(w.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(act(q, ya + 32)))
+                        .add(w.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(act(q, ya + 64)))
+                        .add(w.lanewise(VectorOperators.LSHR, 12).mul(act(q, ya + 96)));
+                ps = ps.add(pairSum(p));
+            }
+            // the 16 bytes [sc0..sc7, m0..m7] as ints (via shorts: a direct 128-to-512-bit B2I is not intrinsified)
+            IntVector sm = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 132, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
+            IntVector sums = ps.mul(sm.rearrange(SC_PICK));
+            IntVector mins = sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b));
+            float yd = d[db + b];
+            float dd = yd * Float.float16ToFloat(seg.get(I16_LE, qo + 128));
+            float dm = yd * Float.float16ToFloat(seg.get(I16_LE, qo + 130));
+            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dd), acc);
+            acc = ((FloatVector) mins.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, -dm), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Q6_K
+
+    /** Value 4l + k (0..7) of a Q6_K super-block: low 4 bits from nibble k of {@code w}, high 2 from crumb 4l + k of {@code h}, minus 32. */
+    private static ShortVector q6(ShortVector w, ShortVector h, int l, int k) {
+        return w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF)
+                .or(h.lanewise(VectorOperators.LSHR, 8 * l + 2 * k).and((short) 3).lanewise(VectorOperators.LSHL, 4))
+                .sub((short) 32);
+    }
+
+    /**
+     * Per super-block: 8 vectors of values (-32..31) times activations, summed in shorts in two
+     * halves of 4 (4 products of at most 32 * 128 per lane: <= 16384, so pair sums <= 32768 - a
+     * product of -32 and -128 cannot happen, quants are within +-127), each pair-summed into 16 int
+     * lanes (lane i: sub-block i of 16), times the 16 int8 scales in ints; one float FMA per
+     * super-block with d * d_x.
+     */
+    static float dotQ6K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
+        int ns = n / 256;
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < ns; b++) {
+            long qo = off + 210L * b;
+            int yb = y + 256 * b;
+            ShortVector h = ShortVector.fromMemorySegment(S512, seg, qo + 128, LE);
+            IntVector sums = IntVector.zero(I512);
+            for (int l = 0; l < 2; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
+                ShortVector p = ShortVector.zero(S512);
+                for (int k = 0; k < 4; k++) {
+                    p = p.add(q6(w, h, l, k).mul(act(q, yb + 128 * l + 32 * k)));
+                }
+                sums = sums.add(pairSum(p));
+            }
+            IntVector sc = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 192, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
+            sums = sums.mul(sc);
+            float dd = d[db + b] * Float.float16ToFloat(seg.get(I16_LE, qo + 208));
+            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dd), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // dequantization, in packed element order (prompt batches multiply it with permuted activations)
+
+    /**
+     * Row {@code r} of {@code p} as floats in packed element order (group or super-block {@code i}
+     * at {@code out[oo + 128 i ..)} / {@code out[oo + 256 i ..)}, permuted by
+     * {@link PackedMatrix#permutation}): each value bit for bit what the file layout's
+     * dequantization gives for that element.
+     */
+    static void dequantizePacked(PackedMatrix p, int r, float[] out, int oo) {
+        MemorySegment seg = p.data;
+        long off = r * p.rowBytes;
+        int n = p.cols;
+        switch (p.type) {
+            case Q4_0 -> dequantQ4_0(seg, off, n, out, oo);
+            case Q4_K -> dequantQ4K(seg, off, n, out, oo);
+            case Q6_K -> dequantQ6K(seg, off, n, out, oo);
+            default -> throw new UnsupportedOperationException(p.type.toString());
+        }
+    }
+
+    /** Row {@code r} of {@code p} as floats in the natural element order. */
+    static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {
+        float[] tmp = new float[p.cols];
+        dequantizePacked(p, r, tmp, 0);
+        int[] perm = PackedMatrix.permutation(p.type);
+        int g = perm.length;
+        for (int base = 0; base < p.cols; base += g) {
+            for (int i = 0; i < g; i++) {
+                out[oo + base + perm[i]] = tmp[base + i];
+            }
+        }
+    }
+
+    /** The two float halves (lanes 0..15, 16..31) of 32 short lanes. */
+    private static FloatVector lowF(ShortVector v) {
+        return (FloatVector) v.convertShape(VectorOperators.S2I, I512, 0).convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector highF(ShortVector v) {
+        return (FloatVector) v.convertShape(VectorOperators.S2I, I512, 1).convert(VectorOperators.I2F, 0);
+    }
+
+    private static void dequantQ4_0(MemorySegment seg, long off, int n, float[] out, int oo) {
+        int nb = n / 32;
+        for (int g = 0; g < nb / 16; g++) {
+            long go = off + 288L * g;
+            // lanes 0..15 of a 32-lane vector are blocks 0..7 of the group (two lanes each), 16..31 blocks 8..15
+            FloatVector s = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, go + 256, LE));
+            FloatVector sLo = s.rearrange(Q6K_LO), sHi = s.rearrange(Q6K_HI);
+            int o = oo + 512 * g;
+            for (int l = 0; l < 4; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, go + 64 * l, LE);
+                for (int k = 0; k < 4; k++) {
+                    ShortVector v = w.lanewise(VectorOperators.LSHL, 12 - 4 * k).lanewise(VectorOperators.ASHR, 12);
+                    int e = o + 128 * l + 32 * k;
+                    lowF(v).mul(sLo).intoArray(out, e);
+                    highF(v).mul(sHi).intoArray(out, e + 16);
+                }
+            }
+        }
+    }
+
+    private static void dequantQ4K(MemorySegment seg, long off, int n, float[] out, int oo) {
+        int ns = n / 256;
+        for (int b = 0; b < ns; b++) {
+            long bo = off + 148L * b;
+            float d = Float.float16ToFloat(seg.get(I16_LE, bo + 128));
+            float dmin = Float.float16ToFloat(seg.get(I16_LE, bo + 130));
+            FloatVector sm = (FloatVector) ByteVector.fromMemorySegment(B128, seg, bo + 132, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0)
+                    .convert(VectorOperators.I2F, 0);
+            // lanes 0..7: d * sc_i, lanes 8..15: dmin * m_i (as the file path's float products)
+            FloatVector f = sm.mul(FloatVector.broadcast(F512, d).blend(dmin, VectorMask.fromLong(F512, 0xFF00L)));
+            FloatVector dLo = f.rearrange(Q4K_LO), dHi = f.rearrange(Q4K_HI);
+            FloatVector mLo = f.rearrange(Q4K_MLO), mHi = f.rearrange(Q4K_MHI);
+            int o = oo + 256 * b;
+            for (int l = 0; l < 2; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
+                for (int k = 0; k < 4; k++) {
+                    ShortVector v = w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF);
+                    int e = o + 32 * (4 * l + k);
+                    lowF(v).mul(dLo).sub(mLo).intoArray(out, e);
+                    highF(v).mul(dHi).sub(mHi).intoArray(out, e + 16);
+                }
+            }
+        }
+    }
+
+    private static void dequantQ6K(MemorySegment seg, long off, int n, float[] out, int oo) {
+        int ns = n / 256;
+        for (int b = 0; b < ns; b++) {
+            long bo = off + 210L * b;
+            float d = Float.float16ToFloat(seg.get(I16_LE, bo + 208));
+            FloatVector f = ((FloatVector) ByteVector.fromMemorySegment(B128, seg, bo + 192, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0)
+                    .convert(VectorOperators.I2F, 0)).mul(d);
+            FloatVector fLo = f.rearrange(Q6K_LO), fHi = f.rearrange(Q6K_HI);
+            ShortVector h = ShortVector.fromMemorySegment(S512, seg, bo + 128, LE);
+            int o = oo + 256 * b;
+            for (int l = 0; l < 2; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
+                for (int k = 0; k < 4; k++) {
+                    ShortVector val = q6(w, h, l, k);
+                    int e = o + 128 * l + 32 * k;
+                    lowF(val).mul(fLo).intoArray(out, e);
+                    highF(val).mul(fHi).intoArray(out, e + 16);
+                }
+            }
+        }
+    }
+}

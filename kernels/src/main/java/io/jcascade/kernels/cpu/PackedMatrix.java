@@ -1,0 +1,250 @@
+package io.jcascade.kernels.cpu;
+
+import io.jcascade.gguf.GgmlType;
+import io.jcascade.kernels.WeightMatrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * A quantized weight matrix repacked once, at load time, into a layout made for 512-bit vectors:
+ * one 64-byte load of 32 little-endian shorts holds four 4-bit quants per short, so shifts and
+ * masks on the whole vector give four vectors of 32 weight quants in 16-bit lanes, ready to
+ * multiply with the activation quants, and scales are kept apart from the quants. The
+ * multiplication is {@link PackedDot}'s; the activations are permuted into the same element order
+ * once per matmul ({@link Q8Activations#permute}), so nothing is shuffled per row.
+ *
+ * <p>Types and layouts. Each row is a run of groups (Q4_0: 16 blocks of 32; K-quants: one
+ * super-block of 256), each group's bytes together, so a row streams from memory front to back
+ * as the file layout does (hardware prefetchers follow one sequential stream per row; scales in
+ * a separate region of the row were demand misses). Element indices are within the group:
+ * <ul>
+ * <li><b>Q4_0</b>, 288 bytes per 16 blocks (18 per block, as the file): 256 bytes of quants (four
+ *     64-byte loads), nibble k of short j of load L is {@code (q - 8) & 0xF} (signed 4 bits) of
+ *     block {@code j/2}, element {@code 2 (4L + k) + j%2}, so short lanes {@code 2i, 2i+1} hold
+ *     block i; then the 16 fp16 scales.
+ * <li><b>Q4_K</b>, 148 bytes per super-block (4 more than the file's 144): 128 bytes of quants
+ *     (two 64-byte loads), nibble k of short j of load L is the quant (0..15) of element
+ *     {@code 32 (j/4) + 8 (j%4) + 4L + k}, so short lanes {@code 4s..4s+3} hold sub-block s; then
+ *     fp16 d, dmin; then the eight 6-bit scales and the eight 6-bit mins, unpacked to a byte each.
+ * <li><b>Q6_K</b>, 210 bytes per super-block (as the file): 128 bytes of low 4 bits (two loads),
+ *     nibble k of short j of load L for element {@code 16 (j/2) + 8 (j%2) + 4L + k} (short lanes
+ *     {@code 2i, 2i+1} hold sub-block i of 16); 64 bytes of high 2 bits (one load), bits
+ *     {@code 2v, 2v+1} of short j for element {@code 16 (j/2) + 8 (j%2) + v}; then the 16 int8
+ *     scales and fp16 d as in the file.
+ * </ul>
+ *
+ * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the
+ * caller may drop the file pages of the original ({@link CpuBackend} does), so a model takes
+ * about its file size in memory, not twice.
+ */
+public final class PackedMatrix {
+
+    private static final ValueLayout.OfShort I16_LE =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Element order of a packed Q4_0 group of 16 blocks: packed position i holds element PERM_Q4_0[i]. */
+    static final int[] PERM_Q4_0 = new int[512];
+    /** Element order of a packed Q4_K super-block. */
+    static final int[] PERM_Q4_K = new int[256];
+    /** Element order of a packed Q6_K super-block. */
+    static final int[] PERM_Q6_K = new int[256];
+
+    static {
+        for (int v = 0; v < 16; v++) {
+            for (int j = 0; j < 32; j++) {
+                PERM_Q4_0[32 * v + j] = 32 * (j / 2) + 2 * v + j % 2;
+            }
+        }
+        for (int v = 0; v < 8; v++) {
+            for (int j = 0; j < 32; j++) {
+                PERM_Q4_K[32 * v + j] = 32 * (j / 4) + 8 * (j % 4) + v;
+                PERM_Q6_K[32 * v + j] = 16 * (j / 2) + 8 * (j % 2) + v;
+            }
+        }
+    }
+
+    final GgmlType type;
+    final int rows;
+    final int cols;
+    final long rowBytes;
+    final MemorySegment data;
+
+    private PackedMatrix(GgmlType type, int rows, int cols, long rowBytes, MemorySegment data) {
+        this.type = type;
+        this.rows = rows;
+        this.cols = cols;
+        this.rowBytes = rowBytes;
+        this.data = data;
+    }
+
+    public GgmlType type() {
+        return type;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** Bytes of the packed copy. */
+    public long byteSize() {
+        return data.byteSize();
+    }
+
+    /** Whether {@code type} rows of {@code cols} have a packed layout. */
+    static boolean supports(GgmlType type, int cols) {
+        return switch (type) {
+            case Q4_0 -> cols % 512 == 0 && cols > 0;
+            case Q4_K, Q6_K -> cols % 256 == 0 && cols > 0;
+            default -> false;
+        };
+    }
+
+    /** The element order within a block group (Q4_0: 512 elements) or super-block (256). */
+    static int[] permutation(GgmlType type) {
+        return switch (type) {
+            case Q4_0 -> PERM_Q4_0;
+            case Q4_K -> PERM_Q4_K;
+            case Q6_K -> PERM_Q6_K;
+            default -> throw new IllegalArgumentException("no packed layout for " + type);
+        };
+    }
+
+    static long packedRowBytes(GgmlType type, int cols) {
+        return switch (type) {
+            case Q4_0 -> 18L * (cols / 32);
+            case Q4_K -> 148L * (cols / 256);
+            case Q6_K -> 210L * (cols / 256);
+            default -> throw new IllegalArgumentException("no packed layout for " + type);
+        };
+    }
+
+    /**
+     * Repacks rows {@code [r0, r1)} of {@code w} into {@code p}'s segment; rows are independent,
+     * so threads may pack disjoint ranges of one matrix.
+     */
+    static void packRows(WeightMatrix w, PackedMatrix p, int r0, int r1) {
+        byte[] q = new byte[256];
+        short[] s = new short[128];
+        long src = w.rowBytes();
+        for (int r = r0; r < r1; r++) {
+            long in = r * src, out = r * p.rowBytes;
+            switch (w.type()) {
+                case Q4_0 -> packQ4_0(w.data(), in, p.data, out, p.cols, q, s);
+                case Q4_K -> packQ4K(w.data(), in, p.data, out, p.cols, q, s);
+                case Q6_K -> packQ6K(w.data(), in, p.data, out, p.cols, q, s);
+                default -> throw new IllegalArgumentException("no packed layout for " + w.type());
+            }
+        }
+    }
+
+    /** An empty packed matrix of {@code w}'s type and shape, to fill with {@link #packRows}. */
+    static PackedMatrix allocate(WeightMatrix w) {
+        if (!supports(w.type(), w.cols())) {
+            throw new IllegalArgumentException("no packed layout for " + w.type() + " rows of " + w.cols());
+        }
+        long rowBytes = packedRowBytes(w.type(), w.cols());
+        MemorySegment data = Arena.ofAuto().allocate(rowBytes * w.rows(), 64);
+        return new PackedMatrix(w.type(), w.rows(), w.cols(), rowBytes, data);
+    }
+
+    /** Packs {@code w} on the calling thread. */
+    static PackedMatrix pack(WeightMatrix w) {
+        PackedMatrix p = allocate(w);
+        packRows(w, p, 0, w.rows());
+        return p;
+    }
+
+    private static int u8(MemorySegment seg, long off) {
+        return Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, off));
+    }
+
+    /** Writes shorts s[0 .. count) as nibble/crumb-packed little-endian shorts at {@code off}. */
+    private static void putShorts(MemorySegment seg, long off, short[] s, int count) {
+        for (int j = 0; j < count; j++) {
+            seg.set(I16_LE, off + 2L * j, s[j]);
+        }
+    }
+
+    private static void packQ4_0(MemorySegment in, long io, MemorySegment out, long oo, int n, byte[] q, short[] s) {
+        int nb = n / 32;
+        byte[] g16 = new byte[512];
+        for (int g = 0; g < nb / 16; g++) {
+            // the 512 quants of blocks 16g .. 16g+15, still plus 8 (0..15), in element order
+            for (int bb = 0; bb < 16; bb++) {
+                long bo = io + 18L * (16 * g + bb) + 2;
+                for (int j = 0; j < 16; j++) {
+                    int v = u8(in, bo + j);
+                    g16[32 * bb + j] = (byte) (v & 0xF);
+                    g16[32 * bb + j + 16] = (byte) (v >> 4);
+                }
+            }
+            java.util.Arrays.fill(s, 0, 128, (short) 0);
+            for (int i = 0; i < 512; i++) {
+                int v = i / 32, j = i % 32;
+                // (q - 8) as signed 4 bits
+                s[32 * (v / 4) + j] |= (short) (((g16[PERM_Q4_0[i]] ^ 8) & 0xF) << (4 * (v % 4)));
+            }
+            putShorts(out, oo + 288L * g, s, 128);
+            for (int bb = 0; bb < 16; bb++) {
+                out.set(I16_LE, oo + 288L * g + 256 + 2 * bb, in.get(I16_LE, io + 18L * (16 * g + bb)));
+            }
+        }
+    }
+
+    private static void packQ4K(MemorySegment in, long io, MemorySegment out, long oo, int n, byte[] q, short[] s) {
+        int ns = n / 256;
+        for (int b = 0; b < ns; b++) {
+            long bo = io + 144L * b;
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    int v = u8(in, bo + 16 + 32 * c + l);
+                    q[64 * c + l] = (byte) (v & 0xF);
+                    q[64 * c + 32 + l] = (byte) (v >> 4);
+                }
+            }
+            java.util.Arrays.fill(s, 0, 64, (short) 0);
+            for (int i = 0; i < 256; i++) {
+                int v = i / 32, j = i % 32;
+                s[32 * (v / 4) + j] |= (short) (q[PERM_Q4_K[i]] << (4 * (v % 4)));
+            }
+            long po = oo + 148L * b;
+            putShorts(out, po, s, 64);
+            out.set(I16_LE, po + 128, in.get(I16_LE, bo));
+            out.set(I16_LE, po + 130, in.get(I16_LE, bo + 2));
+            long so = po + 132;
+            for (int i = 0; i < 8; i++) {
+                out.set(ValueLayout.JAVA_BYTE, so + i, (byte) Int8Dot.kScale(in, bo + 4, i));
+                out.set(ValueLayout.JAVA_BYTE, so + 8 + i, (byte) Int8Dot.kMin(in, bo + 4, i));
+            }
+        }
+    }
+
+    private static void packQ6K(MemorySegment in, long io, MemorySegment out, long oo, int n, byte[] q, short[] s) {
+        int ns = n / 256;
+        for (int b = 0; b < ns; b++) {
+            long bo = io + 210L * b;
+            for (int e = 0; e < 256; e++) {
+                int h = e / 128, sg = (e % 128) / 32, l = e % 32;
+                int ql = u8(in, bo + 64 * h + 32 * (sg % 2) + l);
+                int qh = u8(in, bo + 128 + 32 * h + l);
+                q[e] = (byte) ((sg < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * sg)) & 3) << 4);
+            }
+            java.util.Arrays.fill(s, 0, 96, (short) 0);
+            for (int i = 0; i < 256; i++) {
+                int v = i / 32, j = i % 32;
+                int qv = q[PERM_Q6_K[i]];
+                s[32 * (v / 4) + j] |= (short) ((qv & 0xF) << (4 * (v % 4)));
+                s[64 + j] |= (short) ((qv >> 4) << (2 * v));
+            }
+            long po = oo + 210L * b;
+            putShorts(out, po, s, 96); // low bits, then high bits
+            MemorySegment.copy(in, bo + 192, out, po + 192, 18); // the scales and d, as in the file
+        }
+    }
+}
