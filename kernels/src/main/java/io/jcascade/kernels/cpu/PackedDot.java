@@ -21,9 +21,11 @@ import jdk.incubator.vector.VectorSpecies;
  * all the vectors of a group are summed in shorts (the bounds are given per kernel), and only then
  * pair-summed into 16 int lanes. The lane-to-block mapping of the layouts puts each (sub-)block in
  * its own int lanes, so block scales apply per lane: Q4_0's float scales {@code d_w * d_x} as a
- * float vector (four lanes per block), the K-quants' integer scales as an int vector before one
- * float multiply-add per super-block. As in {@link Int8Dot}, integer sums are exact and only the
- * order of the float additions differs from ggml's.
+ * float vector, the K-quants' integer scales as an int vector before one float multiply-add per
+ * super-block. The float order is ggml's, as in {@link Int8Dot}: K-quant int lanes are ggml's 8
+ * lanes (a short lane sums the 4 elements of one ggml lane of one chunk of 32), Q4_0 blocks are
+ * multiply-added one after another as llama.cpp's repacked Q4_0 does, so results are bit for bit
+ * {@link ScalarInt8}'s.
  */
 final class PackedDot {
 
@@ -35,16 +37,36 @@ final class PackedDot {
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
     private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
 
-    /** Q4_K: from the 16 ints [sc0..sc7, m0..m7], lane i takes sub-block i/2's scale, resp. min. */
-    private static final VectorShuffle<Integer> SC_PICK = VectorShuffle.fromOp(I512, i -> i / 2);
-    private static final VectorShuffle<Integer> M_PICK = VectorShuffle.fromOp(I512, i -> 8 + i / 2);
-    /** Dequantization: float lanes of half p (0, 1) of a 32-lane vector to their (sub-)block's factor. */
-    private static final VectorShuffle<Float> Q4K_LO = VectorShuffle.fromOp(F512, i -> i / 4);
-    private static final VectorShuffle<Float> Q4K_HI = VectorShuffle.fromOp(F512, i -> 4 + i / 4);
-    private static final VectorShuffle<Float> Q4K_MLO = VectorShuffle.fromOp(F512, i -> 8 + i / 4);
-    private static final VectorShuffle<Float> Q4K_MHI = VectorShuffle.fromOp(F512, i -> 12 + i / 4);
-    private static final VectorShuffle<Float> Q6K_LO = VectorShuffle.fromOp(F512, i -> i / 2);
-    private static final VectorShuffle<Float> Q6K_HI = VectorShuffle.fromOp(F512, i -> 8 + i / 2);
+    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    /**
+     * K-quant layouts (see {@link PackedMatrix}): in part p (0: short lanes 0..15, 1: 16..31) of
+     * the vectors of load l, int lane i is chunk 4l + 2p + i/8 (of 32), ggml lane i % 8. Q4_K's
+     * scale (min) of that chunk's sub-block: index 4l + 2p + i/8 (8 + that) of [sc0..sc7, m0..m7];
+     * Q6_K's scale (one per 16): index 8l + 4p + i/4. Indexed by 2l + p.
+     */
+    private static final VectorShuffle<Integer>[] Q4K_SC = shuffles(I512, (q, i) -> 2 * q + i / 8);
+    private static final VectorShuffle<Integer>[] Q6K_SC = shuffles(I512, (q, i) -> 4 * q + i / 4);
+    private static final VectorShuffle<Float>[] Q4K_D = shuffles(F512, (q, i) -> 2 * q + i / 8);
+    private static final VectorShuffle<Float>[] Q4K_M = shuffles(F512, (q, i) -> 8 + 2 * q + i / 8);
+    private static final VectorShuffle<Float>[] Q6K_D = shuffles(F512, (q, i) -> 4 * q + i / 4);
+    /** Int lanes i and i + 8 (the same ggml lane) added: lane i of the result, for i < 8. */
+    private static final VectorShuffle<Integer> FOLD = VectorShuffle.fromOp(I512, i -> (i + 8) % 16);
+    /** Q4_0 dequantization: lanes 0..15 of a 32-lane vector are blocks 0..7 of the group (two lanes each), 16..31 blocks 8..15. */
+    private static final VectorShuffle<Float> Q40_LO = VectorShuffle.fromOp(F512, i -> i / 2);
+    private static final VectorShuffle<Float> Q40_HI = VectorShuffle.fromOp(F512, i -> 8 + i / 2);
+
+    @SuppressWarnings("unchecked")
+    private static <E> VectorShuffle<E>[] shuffles(VectorSpecies<E> species, java.util.function.IntBinaryOperator f) {
+        VectorShuffle<E>[] s = new VectorShuffle[4];
+        for (int q = 0; q < 4; q++) {
+            int qq = q;
+            s[q] = VectorShuffle.fromOp(species, i -> f.applyAsInt(qq, i));
+        }
+        return s;
+    }
+
+    private static final ThreadLocal<float[]> BLOCKS = ThreadLocal.withInitial(() -> new float[32]);
 
     private PackedDot() {
     }
@@ -79,13 +101,16 @@ final class PackedDot {
      * Per group of 16 blocks: 16 vectors of signed quants (-8..7; nibble k sign-extended by shifting
      * it to the top and back) times activations, summed in shorts (16 products of at most 8 * 127
      * per lane: <= 16256; pair sums <= 32512 < 2^15), pair-summed into 16 int lanes (lane i:
-     * block i), converted to float and multiplied-added with the 16 blocks' {@code d_w * d_x}.
+     * block i), converted to float and multiplied-added with the 16 blocks' {@code d_w * d_x}
+     * one block after another (the order of llama.cpp's repacked Q4_0; the row's single float
+     * chain is the price of matching it).
      * Loops rather than unrolled code keep the method small enough for C2 to inline every vector
      * operation (and so intrinsify it).
      */
     static float dotQ4_0(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
         int nb = n / 32;
-        FloatVector acc = FloatVector.zero(F512);
+        float acc = 0;
+        float[] blocks = BLOCKS.get();
         for (int b = 0; b < nb; b += 16) {
             long qo = off + 18L * b, so = qo + 256;
             int yb = y + 32 * b;
@@ -102,9 +127,14 @@ final class PackedDot {
             // d_w * d_x of the 16 blocks, each as ggml's f16(d_w) * d_x
             FloatVector s = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, so, LE))
                     .mul(FloatVector.fromArray(F512, d, db + b));
-            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(s, acc);
+            ((FloatVector) sums.convert(VectorOperators.I2F, 0)).intoArray(blocks, 0);
+            s.intoArray(blocks, 16);
+            // llama.cpp's repacked Q4_0 order: one fused multiply-add per block, block after block
+            for (int i = 0; i < 16; i++) {
+                acc = Math.fma(blocks[i], blocks[16 + i], acc);
+            }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -120,32 +150,50 @@ final class PackedDot {
     static float dotQ4K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db, int[] bsums,
             int bso) {
         int ns = n / 256;
-        FloatVector acc = FloatVector.zero(F512);
+        FloatVector acc = FloatVector.zero(F256);
+        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
         for (int b = 0; b < ns; b++) {
             long qo = off + 148L * b;
             int yb = y + 256 * b;
-            IntVector ps = IntVector.zero(I512);
+            // the 16 bytes [sc0..sc7, m0..m7] as ints (via shorts: a direct 128-to-512-bit B2I is not intrinsified)
+            IntVector sm = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 132, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
+            IntVector lanes = IntVector.zero(I512);
             for (int l = 0; l < 2; l++) {
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
                 int ya = yb + 128 * l;
+                // short lane j: ggml lane j % 8 of chunk 4l + j/8, summed over its 4 elements
                 ShortVector p = w.and((short) 0xF).mul(act(q, ya))
                         .add(w.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(act(q, ya + 32)))
                         .add(w.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(act(q, ya + 64)))
                         .add(w.lanewise(VectorOperators.LSHR, 12).mul(act(q, ya + 96)));
-                ps = ps.add(pairSum(p));
+                lanes = lanes.add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 0)).mul(sm.rearrange(Q4K_SC[2 * l])))
+                        .add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 1)).mul(sm.rearrange(Q4K_SC[2 * l + 1])));
             }
-            // the 16 bytes [sc0..sc7, m0..m7] as ints (via shorts: a direct 128-to-512-bit B2I is not intrinsified)
-            IntVector sm = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 132, LE)
-                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
-            IntVector sums = ps.mul(sm.rearrange(SC_PICK));
-            IntVector mins = sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b));
             float yd = d[db + b];
             float dd = yd * Float.float16ToFloat(seg.get(I16_LE, qo + 128));
-            float dm = yd * Float.float16ToFloat(seg.get(I16_LE, qo + 130));
-            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dd), acc);
-            acc = ((FloatVector) mins.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, -dm), acc);
+            float dmin = -yd * Float.float16ToFloat(seg.get(I16_LE, qo + 130));
+            acc = eight(lanes).fma(FloatVector.broadcast(F256, dd), acc);
+            // ggml's four min lanes: lane c takes sub-blocks 2c and 2c+1 (bsums of 16)
+            int g = bso + 16 * b;
+            for (int c = 0; c < 4; c++) {
+                float mc = sm.lane(8 + 2 * c) * (bsums[g + 4 * c] + bsums[g + 4 * c + 1])
+                        + sm.lane(9 + 2 * c) * (bsums[g + 4 * c + 2] + bsums[g + 4 * c + 3]);
+                switch (c) {
+                    case 0 -> m0 = Math.fma(dmin, mc, m0);
+                    case 1 -> m1 = Math.fma(dmin, mc, m1);
+                    case 2 -> m2 = Math.fma(dmin, mc, m2);
+                    default -> m3 = Math.fma(dmin, mc, m3);
+                }
+            }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return Int8Dot.hsum8(acc) + ((m0 + m2) + (m1 + m3));
+    }
+
+    /** ggml's 8 lanes from 16 int lanes (lane i and i + 8 are the same ggml lane), as floats. */
+    private static FloatVector eight(IntVector lanes16) {
+        IntVector folded = lanes16.add(lanes16.rearrange(FOLD));
+        return (FloatVector) ((IntVector) folded.reinterpretShape(I256, 0)).convert(VectorOperators.I2F, 0);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -167,27 +215,27 @@ final class PackedDot {
      */
     static float dotQ6K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
         int ns = n / 256;
-        FloatVector acc = FloatVector.zero(F512);
+        FloatVector acc = FloatVector.zero(F256);
         for (int b = 0; b < ns; b++) {
             long qo = off + 210L * b;
             int yb = y + 256 * b;
             ShortVector h = ShortVector.fromMemorySegment(S512, seg, qo + 128, LE);
-            IntVector sums = IntVector.zero(I512);
+            IntVector sc = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 192, LE)
+                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
+            IntVector lanes = IntVector.zero(I512);
             for (int l = 0; l < 2; l++) {
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
                 ShortVector p = ShortVector.zero(S512);
                 for (int k = 0; k < 4; k++) {
                     p = p.add(q6(w, h, l, k).mul(act(q, yb + 128 * l + 32 * k)));
                 }
-                sums = sums.add(pairSum(p));
+                lanes = lanes.add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 0)).mul(sc.rearrange(Q6K_SC[2 * l])))
+                        .add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 1)).mul(sc.rearrange(Q6K_SC[2 * l + 1])));
             }
-            IntVector sc = (IntVector) ByteVector.fromMemorySegment(B128, seg, qo + 192, LE)
-                    .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0);
-            sums = sums.mul(sc);
             float dd = d[db + b] * Float.float16ToFloat(seg.get(I16_LE, qo + 208));
-            acc = ((FloatVector) sums.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dd), acc);
+            acc = eight(lanes).fma(FloatVector.broadcast(F256, dd), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return Int8Dot.hsum8(acc);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -239,7 +287,7 @@ final class PackedDot {
             long go = off + 288L * g;
             // lanes 0..15 of a 32-lane vector are blocks 0..7 of the group (two lanes each), 16..31 blocks 8..15
             FloatVector s = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, go + 256, LE));
-            FloatVector sLo = s.rearrange(Q6K_LO), sHi = s.rearrange(Q6K_HI);
+            FloatVector sLo = s.rearrange(Q40_LO), sHi = s.rearrange(Q40_HI);
             int o = oo + 512 * g;
             for (int l = 0; l < 4; l++) {
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, go + 64 * l, LE);
@@ -264,10 +312,10 @@ final class PackedDot {
                     .convert(VectorOperators.I2F, 0);
             // lanes 0..7: d * sc_i, lanes 8..15: dmin * m_i (as the file path's float products)
             FloatVector f = sm.mul(FloatVector.broadcast(F512, d).blend(dmin, VectorMask.fromLong(F512, 0xFF00L)));
-            FloatVector dLo = f.rearrange(Q4K_LO), dHi = f.rearrange(Q4K_HI);
-            FloatVector mLo = f.rearrange(Q4K_MLO), mHi = f.rearrange(Q4K_MHI);
             int o = oo + 256 * b;
             for (int l = 0; l < 2; l++) {
+                FloatVector dLo = f.rearrange(Q4K_D[2 * l]), dHi = f.rearrange(Q4K_D[2 * l + 1]);
+                FloatVector mLo = f.rearrange(Q4K_M[2 * l]), mHi = f.rearrange(Q4K_M[2 * l + 1]);
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
                 for (int k = 0; k < 4; k++) {
                     ShortVector v = w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF);
@@ -287,10 +335,10 @@ final class PackedDot {
             FloatVector f = ((FloatVector) ByteVector.fromMemorySegment(B128, seg, bo + 192, LE)
                     .convertShape(VectorOperators.B2S, S256, 0).convertShape(VectorOperators.S2I, I512, 0)
                     .convert(VectorOperators.I2F, 0)).mul(d);
-            FloatVector fLo = f.rearrange(Q6K_LO), fHi = f.rearrange(Q6K_HI);
             ShortVector h = ShortVector.fromMemorySegment(S512, seg, bo + 128, LE);
             int o = oo + 256 * b;
             for (int l = 0; l < 2; l++) {
+                FloatVector fLo = f.rearrange(Q6K_D[2 * l]), fHi = f.rearrange(Q6K_D[2 * l + 1]);
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
                 for (int k = 0; k < 4; k++) {
                     ShortVector val = q6(w, h, l, k);

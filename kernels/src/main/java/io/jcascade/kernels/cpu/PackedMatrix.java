@@ -57,10 +57,14 @@ public final class PackedMatrix {
                 PERM_Q4_0[32 * v + j] = 32 * (j / 2) + 2 * v + j % 2;
             }
         }
+        // K-quants: vector v = 4l + k of a super-block (load l, nibble k), short lane j holds
+        // element 4g + k of chunk m = 4l + j/8 (g = j % 8): a short lane sums the 4 elements of
+        // ggml's lane g of chunk m, so int lanes keep ggml's grouping (see PackedDot)
         for (int v = 0; v < 8; v++) {
             for (int j = 0; j < 32; j++) {
-                PERM_Q4_K[32 * v + j] = 32 * (j / 4) + 8 * (j % 4) + v;
-                PERM_Q6_K[32 * v + j] = 16 * (j / 2) + 8 * (j % 2) + v;
+                int e = 32 * (4 * (v / 4) + j / 8) + 4 * (j % 8) + v % 4;
+                PERM_Q4_K[32 * v + j] = e;
+                PERM_Q6_K[32 * v + j] = e;
             }
         }
     }

@@ -216,6 +216,8 @@ public final class PanamaKernels implements CpuKernels {
     @Override
     public PackedMatrix pack(WeightMatrix w) {
         if (!int8 || !Int8Dot.WIDE || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
+                // llama.cpp sums Q4_0 in its repacked order only for matrices of 8k rows (ScalarInt8.row)
+                || (w.type() == GgmlType.Q4_0 && w.rows() % 8 != 0)
                 || "false".equalsIgnoreCase(System.getProperty("jcascade.repack", "true"))) {
             return null;
         }
@@ -261,7 +263,7 @@ public final class PanamaKernels implements CpuKernels {
         Q8Activations xq = q8.get();
         xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
         int[] perm = PackedMatrix.permutation(w.type());
-        if (nTokens > 1) {
+        if (nTokens > EXACT_BATCH) {
             // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
             // the packed element order, against rows dequantized in that order
             x = xq.dequantizePermuted(perm, nTokens);
@@ -334,6 +336,10 @@ public final class PanamaKernels implements CpuKernels {
         for (int i = 0; i < m; i++) {
             checkSupported(ws[i].type());
             Objects.checkFromIndexSize(0, ws[i].rows(), outs[i].length);
+        }
+        if (int8 && (type == GgmlType.F16 || type == GgmlType.BF16)) {
+            x = roundedActivations(type, x, xOffset, cols, cols, 1); // as matmul
+            xOffset = 0;
         }
         Q8Activations xq = null;
         if (type.isQuantized()) {
@@ -412,9 +418,9 @@ public final class PanamaKernels implements CpuKernels {
                     rows(0, r0, r1);
                     rows(1, r0, r1);
                     float[] g = outs[0], u = outs[1];
+                    int vectorPart = total - total % 8; // as swiglu(): ggml's exp on full chunks of 8
                     for (int r = r0; r < r1; r++) {
-                        float v = g[r];
-                        g[r] = v / (1.0f + (float) Math.exp(-v)) * u[r]; // as swiglu()
+                        g[r] = GgmlMath.silu(g[r], r < vectorPart) * u[r];
                     }
                     continue;
                 }
@@ -717,27 +723,36 @@ public final class PanamaKernels implements CpuKernels {
     private static final int F16_CHUNK = 512;
 
     /**
-     * F16 row . x: chunks of {@value #F16_CHUNK} halfs converted by {@link #halfsToFloats} into
-     * {@code buf}, then multiplied-added into two accumulators alternating by vector, as
-     * {@link #dotF16} does (the same sums in the same order whenever n is a multiple of twice the
-     * vector length, as model widths are).
+     * F16 row . x as {@link #dotF16} sums it (ggml_vec_dot_f16's order), with the halfs converted
+     * {@value #F16_CHUNK} at a time by {@link #halfsToFloats} (a loop C2 vectorizes) into
+     * {@code buf}, where the products read them from L1.
      */
     private static float dotF16Chunked(MemorySegment seg, long off, float[] x, int xo, int n, float[] buf) {
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
-        int c = 0;
-        for (; c + F16_CHUNK <= n; c += F16_CHUNK) {
-            halfsToFloats(seg, off + 2L * c, buf, 0, F16_CHUNK);
-            for (int i = 0; i < F16_CHUNK; i += 2 * L) {
-                a0 = FloatVector.fromArray(F, buf, i).fma(FloatVector.fromArray(F, x, xo + c + i), a0);
-                a1 = FloatVector.fromArray(F, buf, i + L).fma(FloatVector.fromArray(F, x, xo + c + i + L), a1);
+        FloatVector a0 = FloatVector.zero(F8), a1 = FloatVector.zero(F8), a2 = FloatVector.zero(F8),
+                a3 = FloatVector.zero(F8);
+        int full = n & ~31;
+        for (int c = 0; c < full; c += F16_CHUNK) {
+            int len = Math.min(F16_CHUNK, full - c);
+            halfsToFloats(seg, off + 2L * c, buf, 0, len);
+            for (int i = 0; i < len; i += 32) {
+                int xi = xo + c + i;
+                a0 = FloatVector.fromArray(F8, buf, i).fma(FloatVector.fromArray(F8, x, xi), a0);
+                a1 = FloatVector.fromArray(F8, buf, i + 8).fma(FloatVector.fromArray(F8, x, xi + 8), a1);
+                a2 = FloatVector.fromArray(F8, buf, i + 16).fma(FloatVector.fromArray(F8, x, xi + 16), a2);
+                a3 = FloatVector.fromArray(F8, buf, i + 24).fma(FloatVector.fromArray(F8, x, xi + 24), a3);
             }
         }
-        float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
-        // the rest (widths that are not a multiple of the chunk), as dotF16 would sum it
-        if (c < n) {
-            return s + dotF16(seg, off + 2L * c, x, xo + c, n - c);
+        double s = 0;
+        if (full > 0) {
+            FloatVector r = a0.add(a2).add(a1.add(a3));
+            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
+                    t3 = r.lane(3) + r.lane(7);
+            s = (t0 + t1) + (t2 + t3);
         }
-        return s;
+        for (int i = full; i < n; i++) {
+            s += (double) (Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i]);
+        }
+        return (float) s;
     }
 
     /** This thread's buffer of at least n floats for one dequantized row. */
