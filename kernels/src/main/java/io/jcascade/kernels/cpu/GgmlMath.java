@@ -118,24 +118,19 @@ public final class GgmlMath {
      * {@code lanes} is scratch of at least 8.
      */
     public static float dot8(float[] a, int ao, float[] b, int bo, int n, float[] lanes) {
-        java.util.Arrays.fill(lanes, 0, 8, 0f);
+        jdk.incubator.vector.FloatVector acc = jdk.incubator.vector.FloatVector.zero(F8);
         int i = 0;
         for (; i + 8 <= n; i += 8) {
-            for (int j = 0; j < 8; j++) {
-                lanes[j] = Math.fma(a[ao + i + j], b[bo + i + j], lanes[j]);
-            }
+            acc = jdk.incubator.vector.FloatVector.fromArray(F8, a, ao + i)
+                    .fma(jdk.incubator.vector.FloatVector.fromArray(F8, b, bo + i), acc);
         }
-        float s = hsum8(lanes, 0);
+        float s = Int8Dot.hsum8(acc);
         for (; i < n; i++) {
             s = Math.fma(a[ao + i], b[bo + i], s);
         }
         return s;
     }
 
-    /** Lanes l and l + 4 of the four accumulators, each reduced (a0+a2) + (a1+a3), then added. */
-    private static float lane(float[] acc, int l) {
-        return ((acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l])) + ((acc[4 + l] + acc[20 + l]) + (acc[12 + l] + acc[28 + l]));
-    }
 
     /**
      * A dot product of f16 values (held as floats) as ggml's {@code ggml_vec_dot_f16} sums it on
@@ -148,17 +143,28 @@ public final class GgmlMath {
         int np = n & ~31;
         double sum = 0;
         if (np > 0) {
-            java.util.Arrays.fill(acc, 0, 32, 0f);
+            // the four accumulators are four 8-lane vectors: the same fused multiply-adds, lane by lane
+            jdk.incubator.vector.FloatVector a0 = jdk.incubator.vector.FloatVector.zero(F8), a1 = a0, a2 = a0, a3 = a0;
             for (int i = 0; i < np; i += 32) {
-                for (int j = 0; j < 32; j++) {
-                    acc[j] = Math.fma(a[ao + i + j], b[bo + i + j], acc[j]);
-                }
+                a0 = v(a, ao + i).fma(v(b, bo + i), a0);
+                a1 = v(a, ao + i + 8).fma(v(b, bo + i + 8), a1);
+                a2 = v(a, ao + i + 16).fma(v(b, bo + i + 16), a2);
+                a3 = v(a, ao + i + 24).fma(v(b, bo + i + 24), a3);
             }
-            sum = (lane(acc, 0) + lane(acc, 1)) + (lane(acc, 2) + lane(acc, 3));
+            jdk.incubator.vector.FloatVector r = a0.add(a2).add(a1.add(a3));
+            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
+                    t3 = r.lane(3) + r.lane(7);
+            sum = (t0 + t1) + (t2 + t3);
         }
         for (int i = np; i < n; i++) {
             sum += (double) (a[ao + i] * b[bo + i]);
         }
         return (float) sum;
+    }
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> F8 = jdk.incubator.vector.FloatVector.SPECIES_256;
+
+    private static jdk.incubator.vector.FloatVector v(float[] x, int o) {
+        return jdk.incubator.vector.FloatVector.fromArray(F8, x, o);
     }
 }

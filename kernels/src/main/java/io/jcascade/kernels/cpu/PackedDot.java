@@ -38,6 +38,9 @@ final class PackedDot {
     private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
 
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I128 = IntVector.SPECIES_128;
+    private static final VectorSpecies<Float> F128 = FloatVector.SPECIES_128;
+    private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     /**
      * K-quant layouts (see {@link PackedMatrix}): in part p (0: short lanes 0..15, 1: 16..31) of
@@ -45,6 +48,8 @@ final class PackedDot {
      * scale (min) of that chunk's sub-block: index 4l + 2p + i/8 (8 + that) of [sc0..sc7, m0..m7];
      * Q6_K's scale (one per 16): index 8l + 4p + i/4. Indexed by 2l + p.
      */
+    /** Q4_K: from the 16 ints [sc0..sc7, m0..m7], lane i takes the min of sub-block i/2 (lane i of bsums is in it). */
+    private static final VectorShuffle<Integer> M_PICK = VectorShuffle.fromOp(I512, i -> 8 + i / 2);
     private static final VectorShuffle<Integer>[] Q4K_SC = shuffles(I512, (q, i) -> 2 * q + i / 8);
     private static final VectorShuffle<Integer>[] Q6K_SC = shuffles(I512, (q, i) -> 4 * q + i / 4);
     private static final VectorShuffle<Float>[] Q4K_D = shuffles(F512, (q, i) -> 2 * q + i / 8);
@@ -108,33 +113,37 @@ final class PackedDot {
      * operation (and so intrinsify it).
      */
     static float dotQ4_0(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
-        int nb = n / 32;
         float acc = 0;
         float[] blocks = BLOCKS.get();
-        for (int b = 0; b < nb; b += 16) {
-            long qo = off + 18L * b, so = qo + 256;
-            int yb = y + 32 * b;
-            IntVector sums = IntVector.zero(I512);
-            for (int l = 0; l < 4; l++) {
-                ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
-                int ya = yb + 128 * l;
-                ShortVector p = w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya))
-                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 32)))
-                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 64)))
-                        .add(w.lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 96)));
-                sums = sums.add(pairSum(p));
-            }
-            // d_w * d_x of the 16 blocks, each as ggml's f16(d_w) * d_x
-            FloatVector s = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, so, LE))
-                    .mul(FloatVector.fromArray(F512, d, db + b));
-            ((FloatVector) sums.convert(VectorOperators.I2F, 0)).intoArray(blocks, 0);
-            s.intoArray(blocks, 16);
+        for (int b = 0; b < n / 32; b += 16) {
+            groupQ4_0(seg, off + 18L * b, q, y + 32 * b, d, db + b, blocks, 0);
             // llama.cpp's repacked Q4_0 order: one fused multiply-add per block, block after block
             for (int i = 0; i < 16; i++) {
                 acc = Math.fma(blocks[i], blocks[16 + i], acc);
             }
         }
         return acc;
+    }
+
+    /**
+     * One group of 16 blocks at {@code qo}: the 16 integer block sums (as floats) to
+     * {@code blocks[at .. at+16)}, the 16 scales {@code f16(d_w) * d_x} to {@code blocks[at+16 .. at+32)}.
+     */
+    private static void groupQ4_0(MemorySegment seg, long qo, short[] q, int yb, float[] d, int db, float[] blocks,
+            int at) {
+        IntVector sums = IntVector.zero(I512);
+        for (int l = 0; l < 4; l++) {
+            ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
+            int ya = yb + 128 * l;
+            ShortVector p = w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya))
+                    .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 32)))
+                    .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 64)))
+                    .add(w.lanewise(VectorOperators.ASHR, 12).mul(act(q, ya + 96)));
+            sums = sums.add(pairSum(p));
+        }
+        ((FloatVector) sums.convert(VectorOperators.I2F, 0)).intoArray(blocks, at);
+        PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, qo + 256, LE))
+                .mul(FloatVector.fromArray(F512, d, db)).intoArray(blocks, at + 16);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -162,11 +171,12 @@ final class PackedDot {
             for (int l = 0; l < 2; l++) {
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, qo + 64 * l, LE);
                 int ya = yb + 128 * l;
-                // short lane j: ggml lane j % 8 of chunk 4l + j/8, summed over its 4 elements
-                ShortVector p = w.and((short) 0xF).mul(act(q, ya))
-                        .add(w.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(act(q, ya + 32)))
-                        .add(w.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(act(q, ya + 64)))
-                        .add(w.lanewise(VectorOperators.LSHR, 12).mul(act(q, ya + 96)));
+                // short lane j: ggml lane j % 8 of chunk 4l + j/8, summed over its 4 elements (a
+                // loop, not four copies: small enough for C2 to intrinsify every vector operation)
+                ShortVector p = ShortVector.zero(S512);
+                for (int k = 0; k < 4; k++) {
+                    p = p.add(w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF).mul(act(q, ya + 32 * k)));
+                }
                 lanes = lanes.add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 0)).mul(sm.rearrange(Q4K_SC[2 * l])))
                         .add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 1)).mul(sm.rearrange(Q4K_SC[2 * l + 1])));
             }
@@ -174,20 +184,27 @@ final class PackedDot {
             float dd = yd * Float.float16ToFloat(seg.get(I16_LE, qo + 128));
             float dmin = -yd * Float.float16ToFloat(seg.get(I16_LE, qo + 130));
             acc = eight(lanes).fma(FloatVector.broadcast(F256, dd), acc);
-            // ggml's four min lanes: lane c takes sub-blocks 2c and 2c+1 (bsums of 16)
-            int g = bso + 16 * b;
-            for (int c = 0; c < 4; c++) {
-                float mc = sm.lane(8 + 2 * c) * (bsums[g + 4 * c] + bsums[g + 4 * c + 1])
-                        + sm.lane(9 + 2 * c) * (bsums[g + 4 * c + 2] + bsums[g + 4 * c + 3]);
-                switch (c) {
-                    case 0 -> m0 = Math.fma(dmin, mc, m0);
-                    case 1 -> m1 = Math.fma(dmin, mc, m1);
-                    case 2 -> m2 = Math.fma(dmin, mc, m2);
-                    default -> m3 = Math.fma(dmin, mc, m3);
-                }
-            }
+            // ggml's four min lanes: lane c += dmin * (m_2c * S_2c + m_2c+1 * S_2c+1), S_j the sum of
+            // sub-block j's quants (two bsums of 16): the int products in a vector, the lanes as scalars
+            IntVector pm = pairs(sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b)), I256);
+            m0 = Math.fma(dmin, (float) (pm.lane(0) + pm.lane(1)), m0);
+            m1 = Math.fma(dmin, (float) (pm.lane(2) + pm.lane(3)), m1);
+            m2 = Math.fma(dmin, (float) (pm.lane(4) + pm.lane(5)), m2);
+            m3 = Math.fma(dmin, (float) (pm.lane(6) + pm.lane(7)), m3);
         }
         return Int8Dot.hsum8(acc) + ((m0 + m2) + (m1 + m3));
+    }
+
+    /** Sums of adjacent int lanes (2i, 2i+1), as a vector of half the lanes ({@code to}). */
+    private static IntVector pairs(IntVector v, VectorSpecies<Integer> to) {
+        jdk.incubator.vector.LongVector x = v.reinterpretAsLongs(); // little-endian: int 2i in the low half of long i
+        jdk.incubator.vector.LongVector s = x.lanewise(VectorOperators.ASHR, 32)
+                .add(x.lanewise(VectorOperators.LSHL, 32).lanewise(VectorOperators.ASHR, 32));
+        return (IntVector) s.convertShape(VectorOperators.L2I, to, 0);
+    }
+
+    private static int u8(MemorySegment seg, long off) {
+        return Byte.toUnsignedInt(seg.get(ValueLayout.JAVA_BYTE, off));
     }
 
     /** ggml's 8 lanes from 16 int lanes (lane i and i + 8 are the same ggml lane), as floats. */
