@@ -53,11 +53,9 @@ final class Int8Dot {
     //
     // Per block of 32: the weight quants are widened to shorts (B2S), multiplied with the
     // activation quants kept as shorts ({@link Q8Activations#qs}) in 16-bit lanes (|w*x| <= 128*127
-    // fits), pair-summed or widened into 16 int lanes, converted to float and multiply-added with
-    // the broadcast block scale d_w * d_x into 16 float accumulators. Nothing is reduced across
-    // lanes until the end of the row. Integer sums are exact; only the float summation order
-    // differs from ggml's (per lane instead of per block), a relative difference of a few ulps of
-    // the sum of |terms| (well inside Int8MatmulTest's 1e-5 * magnitude bound).
+    // fits), pair-summed into 16 int lanes and those into ggml's 8 ({@link #quadSum}), converted to
+    // float and multiply-added with the block scale d_w * d_x into 8 float lanes, summed at the
+    // end of the row as ggml's hsum_float_8: bit for bit ScalarInt8 (Q4_0 in the repacked order).
 
     /** Whether the 16-bit-lane kernels below run natively (512-bit vectors); otherwise the 8-lane ones. */
     static final boolean WIDE = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 512;

@@ -18,11 +18,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Per 64-byte load of packed quants, four (Q4_0, Q4_K, Q6_K low bits) vectors of 32 weight
  * quants come out of shifts and masks in 16-bit lanes, each multiplied with 32 activation quants
  * (permuted to the same order, {@link Q8Activations#permute}) in 16-bit lanes; the products of
- * all the vectors of a group are summed in shorts (the bounds are given per kernel), and only then
- * pair-summed into 16 int lanes. The lane-to-block mapping of the layouts puts each (sub-)block in
- * its own int lanes, so block scales apply per lane: Q4_0's float scales {@code d_w * d_x} as a
- * float vector, the K-quants' integer scales as an int vector before one float multiply-add per
- * super-block. The float order is ggml's, as in {@link Int8Dot}: K-quant int lanes are ggml's 8
+ * all the vectors of a group are summed in shorts (the bounds are given per kernel), then widened
+ * to int lanes (Q4_0: pair-summed, int lane i = block i; K-quants: a short lane is one ggml lane of
+ * one chunk of 32, scaled in ints, folded to ggml's 8 lanes) before one float multiply-add per
+ * block or super-block. The float order is ggml's, as in {@link Int8Dot}: K-quant int lanes are ggml's 8
  * lanes (a short lane sums the 4 elements of one ggml lane of one chunk of 32), Q4_0 blocks are
  * multiply-added one after another as llama.cpp's repacked Q4_0 does, so results are bit for bit
  * {@link ScalarInt8}'s.
@@ -150,11 +149,11 @@ final class PackedDot {
     // Q4_K
 
     /**
-     * Per super-block: 8 vectors of quants (0..15) times activations, summed in shorts (8 products
-     * of at most 15 * 127 per lane: <= 15240; pair sums <= 30480 < 2^15), pair-summed into 16 int
-     * lanes (lane i: half of sub-block i/2), times the sub-blocks' 6-bit scales in ints; the mins
-     * times the activations' sums of 16 ({@code bsums}, lane i: group i, of sub-block i/2) in
-     * ints; then one float FMA each with d * d_x and -dmin * d_x.
+     * Per super-block, for each of its two 64-byte loads: 4 vectors of quants (0..15) times
+     * activations summed in shorts (short lane j: the 4 elements of ggml lane j % 8 of chunk
+     * 4l + j/8, at most 4 * 15 * 127), widened to two int vectors, times their chunks' 6-bit
+     * scales; the 16 int lanes folded to ggml's 8 and one float FMA with {@code d * d_x}; the mins
+     * in ggml's four float lanes.
      */
     static float dotQ4K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db, int[] bsums,
             int bso) {
@@ -224,11 +223,10 @@ final class PackedDot {
     }
 
     /**
-     * Per super-block: 8 vectors of values (-32..31) times activations, summed in shorts in two
-     * halves of 4 (4 products of at most 32 * 128 per lane: <= 16384, so pair sums <= 32768 - a
-     * product of -32 and -128 cannot happen, quants are within +-127), each pair-summed into 16 int
-     * lanes (lane i: sub-block i of 16), times the 16 int8 scales in ints; one float FMA per
-     * super-block with d * d_x.
+     * Per super-block, for each of its two 64-byte loads: 4 vectors of values (-32..31) times
+     * activations summed in shorts (short lane j: the 4 elements of ggml lane j % 8 of chunk
+     * 4l + j/8, at most 4 * 32 * 127), widened to two int vectors, times the int8 scale of each
+     * lane's 16 elements; folded to ggml's 8 lanes and one float FMA with {@code d * d_x}.
      */
     static float dotQ6K(MemorySegment seg, long off, int n, short[] q, int y, float[] d, int db) {
         int ns = n / 256;

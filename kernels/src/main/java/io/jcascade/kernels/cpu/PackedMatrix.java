@@ -26,13 +26,14 @@ import java.nio.ByteOrder;
  *     block i; then the 16 fp16 scales.
  * <li><b>Q4_K</b>, 148 bytes per super-block (4 more than the file's 144): 128 bytes of quants
  *     (two 64-byte loads), nibble k of short j of load L is the quant (0..15) of element
- *     {@code 32 (j/4) + 8 (j%4) + 4L + k}, so short lanes {@code 4s..4s+3} hold sub-block s; then
- *     fp16 d, dmin; then the eight 6-bit scales and the eight 6-bit mins, unpacked to a byte each.
+ *     {@code 32 (4L + j/8) + 4 (j%8) + k}: short j holds the 4 elements of ggml's lane j % 8 of
+ *     sub-block 4L + j/8, which keeps ggml's float order (see {@link PackedDot}); then fp16 d,
+ *     dmin; then the eight 6-bit scales and the eight 6-bit mins, unpacked to a byte each.
  * <li><b>Q6_K</b>, 210 bytes per super-block (as the file): 128 bytes of low 4 bits (two loads),
- *     nibble k of short j of load L for element {@code 16 (j/2) + 8 (j%2) + 4L + k} (short lanes
- *     {@code 2i, 2i+1} hold sub-block i of 16); 64 bytes of high 2 bits (one load), bits
- *     {@code 2v, 2v+1} of short j for element {@code 16 (j/2) + 8 (j%2) + v}; then the 16 int8
- *     scales and fp16 d as in the file.
+ *     nibble k of short j of load L for element {@code 32 (4L + j/8) + 4 (j%8) + k} (as Q4_K:
+ *     short j is one ggml lane of one chunk of 32); 64 bytes of high 2 bits (one load), bits
+ *     {@code 2v, 2v+1} of short j for the element of nibble {@code v % 4} of load {@code v / 4};
+ *     then the 16 int8 scales and fp16 d as in the file.
  * </ul>
  *
  * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the
