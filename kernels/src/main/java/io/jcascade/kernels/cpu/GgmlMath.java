@@ -151,10 +151,7 @@ public final class GgmlMath {
                 a2 = v(a, ao + i + 16).fma(v(b, bo + i + 16), a2);
                 a3 = v(a, ao + i + 24).fma(v(b, bo + i + 24), a3);
             }
-            jdk.incubator.vector.FloatVector r = a0.add(a2).add(a1.add(a3));
-            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
-                    t3 = r.lane(3) + r.lane(7);
-            sum = (t0 + t1) + (t2 + t3);
+            sum = reduce4x8(a0, a1, a2, a3);
         }
         for (int i = np; i < n; i++) {
             sum += (double) (a[ao + i] * b[bo + i]);
@@ -163,6 +160,17 @@ public final class GgmlMath {
     }
 
     private static final jdk.incubator.vector.VectorSpecies<Float> F8 = jdk.incubator.vector.FloatVector.SPECIES_256;
+
+    /**
+     * ggml's reduction of four 8-lane accumulators (GGML_F32x8_REDUCE, used by its f32 and f16 dot
+     * products): (a0+a2) + (a1+a3) lane by lane, then the lanes as ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7)).
+     */
+    static float reduce4x8(jdk.incubator.vector.FloatVector a0, jdk.incubator.vector.FloatVector a1,
+            jdk.incubator.vector.FloatVector a2, jdk.incubator.vector.FloatVector a3) {
+        jdk.incubator.vector.FloatVector r = a0.add(a2).add(a1.add(a3));
+        float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6), t3 = r.lane(3) + r.lane(7);
+        return (t0 + t1) + (t2 + t3);
+    }
 
     private static jdk.incubator.vector.FloatVector v(float[] x, int o) {
         return jdk.incubator.vector.FloatVector.fromArray(F8, x, o);

@@ -7,7 +7,6 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -229,10 +228,7 @@ final class Int8Dot {
      * of 32 products, lane l sums elements 4l .. 4l+3, ggml's grouping.
      */
     private static IntVector quadSum(IntVector pairs) {
-        LongVector x = pairs.reinterpretAsLongs(); // little-endian: int 2i in the low half of long i
-        LongVector s = x.lanewise(VectorOperators.ASHR, 32)
-                .add(x.lanewise(VectorOperators.LSHL, 32).lanewise(VectorOperators.ASHR, 32));
-        return (IntVector) s.convertShape(VectorOperators.L2I, I8, 0);
+        return PackedDot.pairs(pairs, I8);
     }
 
     /** The 16 quant bytes of the Q4_0 block at {@code bo} as 16 short lanes, 0..255 sign-extended. */

@@ -195,7 +195,7 @@ final class PackedDot {
     }
 
     /** Sums of adjacent int lanes (2i, 2i+1), as a vector of half the lanes ({@code to}). */
-    private static IntVector pairs(IntVector v, VectorSpecies<Integer> to) {
+    static IntVector pairs(IntVector v, VectorSpecies<Integer> to) {
         jdk.incubator.vector.LongVector x = v.reinterpretAsLongs(); // little-endian: int 2i in the low half of long i
         jdk.incubator.vector.LongVector s = x.lanewise(VectorOperators.ASHR, 32)
                 .add(x.lanewise(VectorOperators.LSHL, 32).lanewise(VectorOperators.ASHR, 32));

@@ -744,10 +744,7 @@ public final class PanamaKernels implements CpuKernels {
         }
         double s = 0;
         if (full > 0) {
-            FloatVector r = a0.add(a2).add(a1.add(a3));
-            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
-                    t3 = r.lane(3) + r.lane(7);
-            s = (t0 + t1) + (t2 + t3);
+            s = GgmlMath.reduce4x8(a0, a1, a2, a3);
         }
         for (int i = full; i < n; i++) {
             s += (double) (Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i]);
@@ -803,9 +800,7 @@ public final class PanamaKernels implements CpuKernels {
             a2 = FloatVector.fromMemorySegment(F8, seg, o + 64, LE).fma(FloatVector.fromArray(F8, x, xo + i + 16), a2);
             a3 = FloatVector.fromMemorySegment(F8, seg, o + 96, LE).fma(FloatVector.fromArray(F8, x, xo + i + 24), a3);
         }
-        FloatVector r = a0.add(a2).add(a1.add(a3));
-        float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6), t3 = r.lane(3) + r.lane(7);
-        float s = (t0 + t1) + (t2 + t3);
+        float s = GgmlMath.reduce4x8(a0, a1, a2, a3);
         for (; i < n; i++) {
             s += seg.get(F32_LE, off + 4L * i) * x[xo + i];
         }
@@ -830,10 +825,7 @@ public final class PanamaKernels implements CpuKernels {
         }
         double s = 0;
         if (i > 0) {
-            FloatVector r = a0.add(a2).add(a1.add(a3));
-            float t0 = r.lane(0) + r.lane(4), t1 = r.lane(1) + r.lane(5), t2 = r.lane(2) + r.lane(6),
-                    t3 = r.lane(3) + r.lane(7);
-            s = (t0 + t1) + (t2 + t3);
+            s = GgmlMath.reduce4x8(a0, a1, a2, a3);
         }
         for (; i < n; i++) {
             s += (double) (Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i]);
