@@ -1233,17 +1233,14 @@ public final class PanamaKernels implements CpuKernels {
     @Override
     public void rope(float[] x, int offset, int nHeads, int headDim, int ropeDims, int pos, float freqBase,
             float[] freqFactors, boolean neox, float freqScale, float mscale) {
-        // llama.cpp's angle recurrence: theta_0 = pos, theta_{i+1} = theta_i * theta_scale, all in
-        // float (its exponent -2/ropeDims is a float too), divided by the pair's frequency factor.
-        // Pairs outer, heads inner: each cos/sin is computed once and used for every head.
-        float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / ropeDims));
+        // Pairs outer, heads inner: each cos/sin is used for every head. The table of a position
+        // is computed once and reused by the other rope calls of the step (q and k of every layer
+        // share it), since the C library's cos/sin are calls out of Java.
+        float[] cs = ROPE_TABLES.get().table(pos, ropeDims, freqBase, freqFactors, freqScale, mscale);
         int half = ropeDims / 2;
-        float theta = (float) pos;
         for (int i = 0; i < half; i++) {
-            float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
-            // ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale
-            float cos = GgmlMath.cosf(angle) * mscale;
-            float sin = GgmlMath.sinf(angle) * mscale;
+            float cos = cs[2 * i];
+            float sin = cs[2 * i + 1];
             // normal: pair (2i, 2i+1); NeoX: pair (i, i + ropeDims/2)
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;
@@ -1254,7 +1251,49 @@ public final class PanamaKernels implements CpuKernels {
                 x[base + i0] = Math.fma(v0, cos, -(v1 * sin));
                 x[base + i1] = Math.fma(v0, sin, v1 * cos);
             }
-            theta *= thetaScale;
+        }
+    }
+
+    private static final ThreadLocal<RopeTables> ROPE_TABLES = ThreadLocal.withInitial(RopeTables::new);
+
+    /**
+     * The last 64 positions' rope tables of this thread (direct-mapped by position), each
+     * {@code cos, sin} per pair as ggml's rope cache computes them: theta_0 = pos,
+     * theta_{i+1} = theta_i * theta_scale in float (the exponent -2/dims is a float too), divided
+     * by the pair's frequency factor, times freqScale; cos and sin from the C library
+     * ({@link GgmlMath#cosf}), times the magnitude scale.
+     */
+    private static final class RopeTables {
+        private final int[] pos = new int[64];
+        private final float[][] tables = new float[64][];
+        private final float[] base = new float[64], scale = new float[64], mag = new float[64];
+        private final Object[] factors = new Object[64];
+
+        float[] table(int p, int dims, float freqBase, float[] freqFactors, float freqScale, float mscale) {
+            int slot = p & 63;
+            float[] t = tables[slot];
+            if (t != null && pos[slot] == p && t.length == dims && base[slot] == freqBase && scale[slot] == freqScale
+                    && mag[slot] == mscale && factors[slot] == freqFactors) {
+                return t;
+            }
+            if (t == null || t.length != dims) {
+                t = new float[dims];
+                tables[slot] = t;
+            }
+            float thetaScale = (float) Math.pow(freqBase, (double) (-2.0f / dims));
+            float theta = (float) p;
+            for (int i = 0; i < dims / 2; i++) {
+                float angle = freqScale * (freqFactors != null ? theta / freqFactors[i] : theta);
+                t[2 * i] = GgmlMath.cosf(angle) * mscale;
+                t[2 * i + 1] = GgmlMath.sinf(angle) * mscale;
+                theta *= thetaScale;
+            }
+            pos[slot] = p;
+            base[slot] = freqBase;
+            scale[slot] = freqScale;
+            mag[slot] = mscale;
+            factors[slot] = freqFactors;
+            return t;
         }
     }
 
