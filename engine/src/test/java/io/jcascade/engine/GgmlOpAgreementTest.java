@@ -47,13 +47,15 @@ class GgmlOpAgreementTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"stories260K-Q8_0", "stories260K-Q4_0", "F32", "F16", "BF16", "Q4_K_M", "Q5_K", "Q3_K_M"})
+    @ValueSource(strings = {"stories260K-Q8_0", "stories260K-Q4_0", "F32", "F16", "BF16", "Q2_K", "Q4_K_M", "Q5_K", "Q3_K_M"})
     void everyOpIsBitIdentical(String model) throws Exception {
         Path file = switch (model) {
             case "stories260K-Q8_0", "stories260K-Q4_0" -> SharedData.shared("models/derived/" + model + ".gguf");
             case "F32" -> f32;
             case "F16", "BF16" -> QuantizedPositionAgreementTest.halfPrecision(f32, dir.resolve(model + ".gguf"),
                     io.jcascade.gguf.GgmlType.valueOf(model));
+            case "Q2_K" -> QuantizedPositionAgreementTest.ggmlQuantized(f32, dir.resolve(model + ".gguf"),
+                    io.jcascade.gguf.GgmlType.Q2_K);
             default -> QuantizedPositionAgreementTest.quantize(f32, dir.resolve(model + ".gguf"),
                     QuantPlan.FileType.valueOf(model));
         };

@@ -50,6 +50,24 @@ class GgmlQuantizerAgreementTest {
                 JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
     }
 
+    /** {@code rows} rows of {@code cols} floats quantized to {@code type} by ggml itself (no importance matrix). */
+    static byte[] ggmlQuantize(GgmlType type, float[] x, int rows, int cols) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment src = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+            MemorySegment dst = arena.allocate(type.rowBytes(cols) * rows);
+            long written = (long) QUANTIZE_CHUNK.invokeExact(type.id(), src, dst, 0L, (long) rows, (long) cols,
+                    MemorySegment.NULL);
+            if (written != dst.byteSize()) {
+                throw new IllegalStateException("ggml_quantize_chunk wrote " + written + " bytes, expected " + dst.byteSize());
+            }
+            return dst.toArray(ValueLayout.JAVA_BYTE);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     private static final int COLS = 1024;
     private static final int ROWS = 48;
 
