@@ -94,7 +94,7 @@ class GgmlQuantizerAgreementTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = GgmlType.class, names = {"Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0"})
+    @EnumSource(value = GgmlType.class, names = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0"})
     void quantizedBytesAndDequantizedValuesEqualGgmls(GgmlType type) throws Throwable {
         float[] x = rows();
         int rowBytes = (int) type.rowBytes(COLS);

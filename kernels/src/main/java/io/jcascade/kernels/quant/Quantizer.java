@@ -45,6 +45,7 @@ public final class Quantizer {
             switch (type) {
                 case Q8_0 -> q8_0(x, xb, out, ob);
                 case Q4_0 -> q4_0(x, xb, out, ob);
+                case Q2_K -> q2K(x, xb, out, ob);
                 case Q3_K -> q3K(x, xb, out, ob);
                 case Q4_K -> q45K(x, xb, out, ob, false);
                 case Q5_K -> q45K(x, xb, out, ob, true);
@@ -253,6 +254,12 @@ public final class Quantizer {
      */
     static float makeQkx2Quants(int n, int nmax, float[] x, int xo, float[] weights, int[] L, int lo, float[] theMin,
             int[] laux, float rmin, float rdelta, int nstep) {
+        return makeQkx2Quants(n, nmax, x, xo, weights, L, lo, theMin, laux, rmin, rdelta, nstep, false);
+    }
+
+    /** As above; {@code useMad}: errors weighted by |diff| instead of diff^2 (ggml's use_mad, Q2_K). */
+    static float makeQkx2Quants(int n, int nmax, float[] x, int xo, float[] weights, int[] L, int lo, float[] theMin,
+            int[] laux, float rmin, float rdelta, int nstep, boolean useMad) {
         float min = x[xo], max = x[xo];
         float sumW = weights[0];
         float sumX = sumW * x[xo];
@@ -284,7 +291,7 @@ public final class Quantizer {
             int l = nearestInt(iscale * (x[xo + i] - min));
             L[lo + i] = Math.max(0, Math.min(nmax, l));
             float diff = scale * L[lo + i] + min - x[xo + i];
-            bestError += weights[i] * (diff * diff);
+            bestError += weights[i] * (useMad ? Math.abs(diff) : diff * diff);
         }
         if (nstep < 1) {
             theMin[0] = -min;
@@ -313,7 +320,7 @@ public final class Quantizer {
                 float curError = 0;
                 for (int i = 0; i < n; i++) {
                     float diff = thisScale * laux[i] + thisMin - x[xo + i];
-                    curError += weights[i] * (diff * diff);
+                    curError += weights[i] * (useMad ? Math.abs(diff) : diff * diff);
                 }
                 if (curError < bestError) {
                     for (int i = 0; i < n; i++) {
@@ -327,6 +334,65 @@ public final class Quantizer {
         }
         theMin[0] = -min;
         return scale;
+    }
+
+    /**
+     * Q2_K (ggml quantize_row_q2_K_ref): per group of 16 a scale and min by make_qkx2_quants with
+     * weights |x| and absolute-error fitting, both quantized to 4 bits against the super-block's
+     * fp16 d = max scale / 15 and dmin = max min / 15 (scale in the low, min in the high nibble of
+     * scales[j]), then the 2-bit quants recomputed against the rounded scales. Block: scales[16],
+     * qs[64] (element 128h + 32s + l in bits 2s of qs[32h + l]), fp16 d, fp16 dmin.
+     */
+    private static void q2K(float[] x, int xb, byte[] out, int ob) {
+        int[] L = new int[256];
+        int[] laux = new int[16];
+        float[] weights = new float[16];
+        float[] scales = new float[16], mins = new float[16];
+        float[] theMin = new float[1];
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) {
+                weights[l] = Math.abs(x[xb + 16 * j + l]);
+            }
+            scales[j] = makeQkx2Quants(16, 3, x, xb + 16 * j, weights, L, 16 * j, theMin, laux, -0.5f, 0.1f, 15, true);
+            mins[j] = theMin[0];
+            maxScale = Math.max(maxScale, scales[j]);
+            maxMin = Math.max(maxMin, mins[j]);
+        }
+        int[] sc = new int[16];
+        if (maxScale > 0) {
+            float iscale = 15f / maxScale;
+            for (int j = 0; j < 16; j++) {
+                sc[j] = nearestInt(iscale * scales[j]);
+            }
+        }
+        putF16(out, ob + 80, maxScale > 0 ? maxScale / 15f : 0f);
+        if (maxMin > 0) {
+            float iscale = 15f / maxMin;
+            for (int j = 0; j < 16; j++) {
+                sc[j] |= nearestInt(iscale * mins[j]) << 4;
+            }
+        }
+        putF16(out, ob + 82, maxMin > 0 ? maxMin / 15f : 0f);
+        float d = f16(maxScale > 0 ? maxScale / 15f : 0f), dmin = f16(maxMin > 0 ? maxMin / 15f : 0f);
+        for (int j = 0; j < 16; j++) {
+            out[ob + j] = (byte) sc[j];
+            float dd = d * (sc[j] & 0xF);
+            if (dd == 0) {
+                continue;
+            }
+            float dm = dmin * ((sc[j] >> 4) & 0xF);
+            for (int ii = 0; ii < 16; ii++) {
+                int l = nearestInt((x[xb + 16 * j + ii] + dm) / dd);
+                L[16 * j + ii] = Math.max(0, Math.min(3, l));
+            }
+        }
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                int e = 128 * h + l;
+                out[ob + 16 + 32 * h + l] = (byte) (L[e] | L[e + 32] << 2 | L[e + 64] << 4 | L[e + 96] << 6);
+            }
+        }
     }
 
     /**

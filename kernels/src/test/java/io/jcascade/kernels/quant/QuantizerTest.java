@@ -16,7 +16,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 class QuantizerTest {
 
     @ParameterizedTest
-    @CsvSource({"Q8_0, 0.01", "Q4_0, 0.12", "Q3_K, 0.20", "Q4_K, 0.10", "Q5_K, 0.05", "Q6_K, 0.025"})
+    @CsvSource({"Q8_0, 0.01", "Q4_0, 0.12", "Q2_K, 0.40", "Q3_K, 0.20", "Q4_K, 0.10", "Q5_K, 0.05", "Q6_K, 0.025"})
     void roundTripErrorIsSmall(GgmlType type, double bound) {
         int n = 4096;
         Random rnd = new Random(42);
