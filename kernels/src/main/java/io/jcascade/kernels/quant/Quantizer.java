@@ -3,9 +3,9 @@ package io.jcascade.kernels.quant;
 import io.jcascade.gguf.GgmlType;
 
 /**
- * ggml's reference quantization of float rows into Q8_0, Q4_0, Q3_K, Q4_K, Q5_K and Q6_K blocks,
- * written from the algorithms of {@code quantize_row_q8_0_ref}, {@code quantize_row_q4_0_ref},
- * {@code quantize_row_q3_K_ref}, {@code quantize_row_q4_K_ref}, {@code quantize_row_q5_K_ref},
+ * ggml's reference quantization of float rows into Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K
+ * blocks, written from the algorithms of {@code quantize_row_q8_0_ref}, {@code quantize_row_q4_0_ref},
+ * {@code quantize_row_q2_K_ref}, {@code quantize_row_q3_K_ref}, {@code quantize_row_q4_K_ref}, {@code quantize_row_q5_K_ref},
  * {@code quantize_row_q6_K_ref} (with {@code make_q3_quants}, {@code make_qkx2_quants} and
  * {@code make_qx_quants}), in float arithmetic as ggml does,
  * so that the blocks come out as llama-quantize writes them without an importance matrix.
@@ -25,7 +25,7 @@ public final class Quantizer {
     /** Whether {@link #quantizeRow} handles {@code type}. */
     public static boolean supports(GgmlType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q3_K, Q4_K, Q5_K, Q6_K -> true;
+            case Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> true;
             default -> false;
         };
     }
