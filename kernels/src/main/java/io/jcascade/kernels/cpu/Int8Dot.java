@@ -195,8 +195,7 @@ final class Int8Dot {
 
     /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints. */
     private static IntVector pairSumI(ShortVector p) {
-        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
-        return x.lanewise(VectorOperators.ASHR, 16).add(x.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+        return PackedDot.pairSum(p);
     }
 
     /** 32 Q8_0 weight quants at {@code qo} as 32 short lanes. */
@@ -204,13 +203,6 @@ final class Int8Dot {
         return (ShortVector) ByteVector.fromMemorySegment(B256, seg, qo, LE).convertShape(VectorOperators.B2S, S512, 0);
     }
 
-    /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints, as float (exact: |sum| < 2^15). */
-    private static FloatVector pairSum(ShortVector p) {
-        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
-        // (hi * 2^16 + lo) + lo * 2^16: the top half is hi + lo (exact while it fits a short), 3 ops instead of 4
-        return (FloatVector) x.add(x.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16)
-                .convert(VectorOperators.I2F, 0);
-    }
 
     /** Q8_0 row (blocks: fp16 d, int8 qs[32]; 34 bytes) . token quants {@code q[y ..)}, scales {@code d[db ..)}. */
     private static float dotQ8_0w(MemorySegment seg, long off, int nb, short[] q, int y, float[] d, int db) {
@@ -236,11 +228,6 @@ final class Int8Dot {
         return (ShortVector) ByteVector.fromMemorySegment(B128, seg, bo + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
     }
 
-    /** 16 short products of one token (|lo*x + hi*x| <= 2*8*127) widened to ints, as float. */
-    private static FloatVector q4sum(ShortVector lo, ShortVector hi, short[] q, int yb) {
-        ShortVector p = lo.mul(ShortVector.fromArray(S256, q, yb)).add(hi.mul(ShortVector.fromArray(S256, q, yb + 16)));
-        return (FloatVector) p.convertShape(VectorOperators.S2I, I512, 0).convert(VectorOperators.I2F, 0);
-    }
 
     /**
      * Q4_0 row (blocks: fp16 d, uint8 qs[16]; 18 bytes; byte j holds element j in its low nibble and

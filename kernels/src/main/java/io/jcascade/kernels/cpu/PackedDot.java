@@ -88,7 +88,7 @@ final class PackedDot {
     }
 
     /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints: exact while each pair sum fits in a short. */
-    private static IntVector pairSum(ShortVector p) {
+    static IntVector pairSum(ShortVector p) {
         IntVector x = p.reinterpretAsInts(); // little-endian: short 2i is the low half of int i
         // (hi * 2^16 + lo) + lo * 2^16 = (hi + lo) * 2^16 + (lo & 0xFFFF): the top half is hi + lo
         return x.add(x.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
