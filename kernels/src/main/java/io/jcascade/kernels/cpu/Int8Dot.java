@@ -7,6 +7,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -195,7 +196,9 @@ final class Int8Dot {
 
     /** Sums of adjacent short lanes (2i, 2i+1) as 16 ints. */
     private static IntVector pairSumI(ShortVector p) {
-        return PackedDot.pairSum(p);
+        IntVector x = p.reinterpretAsInts(); // little-endian: short 2i in the low half of int i
+        // (hi * 2^16 + lo) + lo * 2^16: the top half is hi + lo (exact while it fits a short)
+        return x.add(x.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
     }
 
     /** 32 Q8_0 weight quants at {@code qo} as 32 short lanes. */
@@ -219,8 +222,11 @@ final class Int8Dot {
      * Sums of adjacent int lanes (2i, 2i+1) of 16, as 8 ints: applied to the pair sums of a chunk
      * of 32 products, lane l sums elements 4l .. 4l+3, ggml's grouping.
      */
-    private static IntVector quadSum(IntVector pairs) {
-        return PackedDot.pairs(pairs, I8);
+    private static IntVector quadSum(IntVector pairs) { // local, as PanamaKernels.reduce4x8 says why
+        LongVector x = pairs.reinterpretAsLongs(); // little-endian: int 2i in the low half of long i
+        LongVector s = x.lanewise(VectorOperators.ASHR, 32)
+                .add(x.lanewise(VectorOperators.LSHL, 32).lanewise(VectorOperators.ASHR, 32));
+        return (IntVector) s.convertShape(VectorOperators.L2I, I8, 0);
     }
 
     /** The 16 quant bytes of the Q4_0 block at {@code bo} as 16 short lanes, 0..255 sign-extended. */
