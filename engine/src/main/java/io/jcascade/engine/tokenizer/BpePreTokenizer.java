@@ -185,7 +185,7 @@ public enum BpePreTokenizer {
 
     /** Expressions shared by several pre-tokenizers. */
     private static final class Expr {
-        /** Placeholder for llama.cpp's whitespace set, substituted at compile time. */
+        /** llama.cpp's whitespace set: put in place of \s (and, complemented, \S) when a pattern is compiled. */
         static final String WS_CHARS = "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
                 + "\\x{202F}\\x{205F}\\x{3000}";
 

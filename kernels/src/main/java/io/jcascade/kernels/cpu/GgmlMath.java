@@ -99,10 +99,14 @@ public final class GgmlMath {
         return Math.fma(s2, j, s2) * s1;
     }
 
-    /** ggml's scalar SiLU: {@code x / (1 + e)} with {@code e} from {@link #expf} (or libm in a tail). */
-    static float silu(float x, boolean vectorLane) {
-        float e = vectorLane ? expf(-x) : (float) Math.exp(-x);
-        return x / (1.0f + e);
+    /**
+     * Element i of ggml's SwiGLU over a row of n: {@code silu(g) * u}, with silu {@code g / (1 + e)}
+     * where e is {@link #expf} for the elements of full chunks of 8 (ggml_vec_silu_f32's vector
+     * part) and libm's expf ({@code Math.exp} rounded) for the last {@code n % 8}.
+     */
+    static float swiglu(float g, float u, int i, int n) {
+        float e = i < n - n % 8 ? expf(-g) : (float) Math.exp(-g);
+        return g / (1.0f + e) * u;
     }
 
     /** ggml's hsum_float_8 of {@code a[o .. o+8)}: halves added, then lanes (0+2) and (1+3), then those. */

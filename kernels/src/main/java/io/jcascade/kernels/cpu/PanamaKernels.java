@@ -418,9 +418,8 @@ public final class PanamaKernels implements CpuKernels {
                     rows(0, r0, r1);
                     rows(1, r0, r1);
                     float[] g = outs[0], u = outs[1];
-                    int vectorPart = total - total % 8; // as swiglu(): ggml's exp on full chunks of 8
                     for (int r = r0; r < r1; r++) {
-                        g[r] = GgmlMath.silu(g[r], r < vectorPart) * u[r];
+                        g[r] = GgmlMath.swiglu(g[r], u[r], r, total);
                     }
                     continue;
                 }
@@ -1342,10 +1341,8 @@ public final class PanamaKernels implements CpuKernels {
 
     @Override
     public void swiglu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset, int n) {
-        // ggml's SiLU (v_expf on full chunks of 8, libm expf on the rest), then the product
-        int vectorPart = n - n % 8;
         for (int i = 0; i < n; i++) {
-            out[outOffset + i] = GgmlMath.silu(gate[gateOffset + i], i < vectorPart) * up[upOffset + i];
+            out[outOffset + i] = GgmlMath.swiglu(gate[gateOffset + i], up[upOffset + i], i, n);
         }
     }
 

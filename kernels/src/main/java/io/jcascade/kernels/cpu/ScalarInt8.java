@@ -147,7 +147,7 @@ final class ScalarInt8 {
         if (type == GgmlType.Q4_K) {
             tail = (minLanes[0] + minLanes[2]) + (minLanes[1] + minLanes[3]);
         }
-        return hsum8(acc) + tail;
+        return GgmlMath.hsum8(acc, 0) + tail;
     }
 
     /** acc[l] = fma(scale, lanes[l], acc[l]) for the first lanes.length lanes. */
@@ -157,11 +157,6 @@ final class ScalarInt8 {
         }
     }
 
-    /** ggml's hsum_float_8: the two 128-bit halves added, then lanes (0+2) and (1+3), then those two. */
-    static float hsum8(float[] a) {
-        float h0 = a[4] + a[0], h1 = a[5] + a[1], h2 = a[6] + a[2], h3 = a[7] + a[3];
-        return (h0 + h2) + (h1 + h3);
-    }
 
     /** ggml's x86 quantize_row_q8_0: per 32, d = amax/127 (fp16 stored), q = rint(x * (127/amax)). */
     static void quantizeQ8_0(float[] x, int xo, int n, int[] q, float[] d) {

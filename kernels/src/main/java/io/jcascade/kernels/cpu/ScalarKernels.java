@@ -314,9 +314,8 @@ public final class ScalarKernels implements CpuKernels {
 
     @Override
     public void swiglu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset, int n) {
-        int vectorPart = n - n % 8; // ggml: v_expf on full chunks of 8, libm expf on the rest
         for (int i = 0; i < n; i++) {
-            out[outOffset + i] = GgmlMath.silu(gate[gateOffset + i], i < vectorPart) * up[upOffset + i];
+            out[outOffset + i] = GgmlMath.swiglu(gate[gateOffset + i], up[upOffset + i], i, n);
         }
     }
 
