@@ -101,55 +101,24 @@ class QuantizedPositionAgreementTest {
 
     /** The F32 model with every matrix quantized to {@code type} by ggml's {@code ggml_quantize_chunk}. */
     static Path ggmlQuantized(Path in, Path out, GgmlType type) throws Exception {
-        try (GgufFile gguf = GgufFile.open(in)) {
-            GgufWriter w = new GgufWriter();
-            gguf.metadata().forEach((k, v) -> {
-                if (!k.equals("general.file_type")) {
-                    w.put(k, v);
-                }
-            });
-            w.put("general.file_type", GgufValue.ofUInt32(10)); // LLAMA_FTYPE_MOSTLY_Q2_K
-            for (GgufTensor t : gguf.tensors()) {
-                if (t.shape().length < 2) {
-                    w.addTensor(t.name(), GgmlType.F32, t.shape(), t.data());
-                    continue;
-                }
-                float[] x = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
-                int cols = Math.toIntExact(t.rowLength()), rows = Math.toIntExact(t.rowCount());
-                w.addTensor(t.name(), type, t.shape(), GgmlQuantizerAgreementTest.ggmlQuantize(type, x, rows, cols));
-            }
-            w.write(out);
-        }
-        return out;
+        return rewrite(in, out, 10, (t, x) -> t.shape().length < 2 ? null // 10: LLAMA_FTYPE_MOSTLY_Q2_K
+                : new Encoded(type, GgmlQuantizerAgreementTest.ggmlQuantize(type, x, Math.toIntExact(t.rowCount()),
+                        Math.toIntExact(t.rowLength()))));
     }
 
     /** The F32 model with every matrix (2-D tensor) converted to {@code type}, rounding to nearest even. */
     static Path halfPrecision(Path in, Path out, GgmlType type) throws Exception {
-        try (GgufFile gguf = GgufFile.open(in)) {
-            GgufWriter w = new GgufWriter();
-            gguf.metadata().forEach((k, v) -> {
-                if (!k.equals("general.file_type")) {
-                    w.put(k, v);
-                }
-            });
-            w.put("general.file_type", GgufValue.ofUInt32(type == GgmlType.F16 ? 1 : 32));
-            for (GgufTensor t : gguf.tensors()) {
-                if (t.shape().length < 2) {
-                    w.addTensor(t.name(), GgmlType.F32, t.shape(), t.data());
-                    continue;
-                }
-                float[] x = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
-                ByteBuffer b = ByteBuffer.allocate(2 * x.length).order(ByteOrder.LITTLE_ENDIAN);
-                for (float v : x) {
-                    int u = Float.floatToRawIntBits(v);
-                    b.putShort(type == GgmlType.F16 ? Float.floatToFloat16(v)
-                            : (short) ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16));
-                }
-                w.addTensor(t.name(), type, t.shape(), b.array());
+        return rewrite(in, out, type == GgmlType.F16 ? 1 : 32, (t, x) -> {
+            if (t.shape().length < 2) {
+                return null;
             }
-            w.write(out);
-        }
-        return out;
+            ByteBuffer b = ByteBuffer.allocate(2 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+            for (float v : x) {
+                int u = Float.floatToRawIntBits(v);
+                b.putShort(type == GgmlType.F16 ? Float.floatToFloat16(v) : (short) ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16));
+            }
+            return new Encoded(type, b.array());
+        });
     }
 
     /**
@@ -251,31 +220,56 @@ class QuantizedPositionAgreementTest {
 
     /** {@code jcascade quantize} of an F32 file (QuantPlan's type per tensor, the reference quantizers). */
     static Path quantize(Path in, Path out, QuantPlan.FileType ftype) throws Exception {
+        Map<String, GgmlType> plan;
         try (GgufFile gguf = GgufFile.open(in)) {
-            Map<String, GgmlType> plan = QuantPlan.plan(gguf.tensors(), ftype);
+            plan = QuantPlan.plan(gguf.tensors(), ftype);
+        }
+        return rewrite(in, out, ftype.id(), (t, x) -> {
+            GgmlType target = plan.get(t.name());
+            if (target == GgmlType.F32) {
+                return null;
+            }
+            int cols = Math.toIntExact(t.rowLength()), rows = Math.toIntExact(t.rowCount());
+            int rowBytes = Math.toIntExact(target.rowBytes(cols));
+            byte[] q = new byte[rows * rowBytes];
+            for (int row = 0; row < rows; row++) {
+                Quantizer.quantizeRow(target, x, row * cols, cols, q, row * rowBytes);
+            }
+            return new Encoded(target, q);
+        });
+    }
+
+    /** A tensor's new type and bytes. */
+    private record Encoded(GgmlType type, byte[] bytes) {
+    }
+
+    /** A tensor's encoding from its name/shape and its floats, or null to keep it as F32. */
+    private interface Encoder {
+        Encoded encode(GgufTensor t, float[] x);
+    }
+
+    /**
+     * The F32 model {@code in} rewritten to {@code out}: metadata copied with the file type set,
+     * each tensor encoded by {@code encoder} or kept as F32.
+     */
+    private static Path rewrite(Path in, Path out, int fileType, Encoder encoder) throws Exception {
+        try (GgufFile gguf = GgufFile.open(in)) {
             GgufWriter w = new GgufWriter();
             gguf.metadata().forEach((k, v) -> {
                 if (!k.equals("general.file_type") && !k.equals("general.quantization_version")) {
                     w.put(k, v);
                 }
             });
-            w.put("general.file_type", GgufValue.ofUInt32(ftype.id()));
+            w.put("general.file_type", GgufValue.ofUInt32(fileType));
             w.put("general.quantization_version", GgufValue.ofUInt32(2));
             for (GgufTensor t : gguf.tensors()) {
-                GgmlType target = plan.get(t.name());
                 float[] x = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
-                if (target == GgmlType.F32) {
+                Encoded e = encoder.encode(t, x);
+                if (e == null) {
                     w.addTensor(t.name(), GgmlType.F32, t.shape(), t.data());
-                    continue;
+                } else {
+                    w.addTensor(t.name(), e.type(), t.shape(), e.bytes());
                 }
-                int cols = Math.toIntExact(t.rowLength());
-                int rows = Math.toIntExact(t.rowCount());
-                int rowBytes = Math.toIntExact(target.rowBytes(cols));
-                byte[] q = new byte[rows * rowBytes];
-                for (int row = 0; row < rows; row++) {
-                    Quantizer.quantizeRow(target, x, row * cols, cols, q, row * rowBytes);
-                }
-                w.addTensor(t.name(), target, t.shape(), q);
             }
             w.write(out);
         }
