@@ -75,9 +75,24 @@ final class PackedDot {
     private PackedDot() {
     }
 
+    /**
+     * Rows {@code [16g, 16g + 16)} of an interleaved {@code p} times token {@code t} of {@code a}
+     * (paired, {@link Q8Activations#pair}), written to {@code out[o .. o + 16)}.
+     */
+    static void group(PackedMatrix p, int g, Q8Activations a, int t, float[] out, int o) {
+        int n = p.cols;
+        groupQ4_0x16(p.data, g * PackedMatrix.INTERLEAVE * p.rowBytes, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32),
+                out, o);
+    }
+
     /** Dot product of row {@code r} of {@code p} with token {@code t} of {@code a}, permuted for {@code p}'s type. */
     static float dot(PackedMatrix p, int r, Q8Activations a, int t) {
         int n = p.cols;
+        if (p.interleaved()) { // the whole group, one lane kept: for callers off the hot path
+            float[] lanes = BLOCKS.get();
+            group(p, r / PackedMatrix.INTERLEAVE, a, t, lanes, 0);
+            return lanes[r % PackedMatrix.INTERLEAVE];
+        }
         long off = r * p.rowBytes;
         return switch (p.type) {
             case Q4_0 -> dotQ4_0(p.data, off, n, a.qp, t * n, a.d, t * (n / 32));
@@ -143,6 +158,45 @@ final class PackedDot {
         ((FloatVector) sums.convert(VectorOperators.I2F, 0)).intoArray(blocks, at);
         PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, qo + 256, LE))
                 .mul(FloatVector.fromArray(F512, d, db)).intoArray(blocks, at + 16);
+    }
+
+    /** 32 short lanes holding the two quants of {@code pair} (low half first) in every int lane. */
+    private static ShortVector pairs(int pair) {
+        return IntVector.broadcast(I512, pair).reinterpretAsShorts();
+    }
+
+    /**
+     * Interleaved Q4_0 ({@link PackedMatrix}): 16 rows at once, one float lane per row. Per block:
+     * 16 vectors of signed quants (short lanes 2i, 2i+1: row i, elements 2v and 2v+1) times the
+     * broadcast activation pair (2v, 2v+1), summed in shorts (16 products of at most 8 * 127 per
+     * lane; pair sums <= 32512 < 2^15), pair-summed into 16 int lanes (lane i: row i's block sum),
+     * converted and multiplied-added with {@code f16(d_w) * d_x}: per row exactly llama.cpp's
+     * repacked Q4_0 chain {@code acc = fma(sum, d_w * d_x, acc)}, block after block.
+     *
+     * @param go the group's first byte; {@code nb} blocks of 288 bytes follow
+     * @param pairs activation pairs, block b's 16 at {@code pairs[pb + 16 b ..)}
+     * @param d activation block scales from {@code d[db]}
+     */
+    static void groupQ4_0x16(MemorySegment seg, long go, int nb, int[] pairs, int pb, float[] d, int db, float[] out,
+            int o) {
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < nb; b++) {
+            long bo = go + 288L * b;
+            int pv = pb + 16 * b;
+            ShortVector s = ShortVector.zero(S512);
+            for (int l = 0; l < 4; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
+                int pl = pv + 4 * l;
+                s = s.add(w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl])))
+                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 1])))
+                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 2])))
+                        .add(w.lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 3])));
+            }
+            FloatVector scale = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, bo + 256, LE))
+                    .mul(d[db + b]);
+            acc = ((FloatVector) pairSum(s).convert(VectorOperators.I2F, 0)).fma(scale, acc);
+        }
+        acc.intoArray(out, o);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -266,6 +320,11 @@ final class PackedDot {
         MemorySegment seg = p.data;
         long off = r * p.rowBytes;
         int n = p.cols;
+        if (p.interleaved()) {
+            dequantQ4_0x16(seg, (r / PackedMatrix.INTERLEAVE) * PackedMatrix.INTERLEAVE * p.rowBytes,
+                    r % PackedMatrix.INTERLEAVE, n, out, oo);
+            return;
+        }
         switch (p.type) {
             case Q4_0 -> dequantQ4_0(seg, off, n, out, oo);
             case Q4_K -> dequantQ4K(seg, off, n, out, oo);
@@ -274,8 +333,29 @@ final class PackedDot {
         }
     }
 
+    /** Row {@code row} of the interleaved group at {@code go}, natural order (the layout's own). */
+    private static void dequantQ4_0x16(MemorySegment seg, long go, int row, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 32; b++) {
+            long unit = go + 288L * b;
+            float d = Float.float16ToFloat(seg.get(I16_LE, unit + 256 + 2L * row));
+            for (int l = 0; l < 4; l++) {
+                // the row's shorts 2 row, 2 row + 1 of load l: elements 8l + 2k + parity, nibble k
+                int v = seg.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE), unit + 64L * l + 4L * row);
+                for (int k = 0; k < 4; k++) {
+                    int e = oo + 32 * b + 8 * l + 2 * k;
+                    out[e] = ((v << (28 - 4 * k)) >> 28) * d;
+                    out[e + 1] = ((v << (12 - 4 * k)) >> 28) * d;
+                }
+            }
+        }
+    }
+
     /** Row {@code r} of {@code p} as floats in the natural element order. */
     static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {
+        if (p.interleaved()) {
+            dequantizePacked(p, r, out, oo);
+            return;
+        }
         float[] tmp = new float[p.cols];
         dequantizePacked(p, r, tmp, 0);
         int[] perm = PackedMatrix.permutation(p.type);

@@ -34,6 +34,15 @@ import java.nio.ByteOrder;
  *     short j is one ggml lane of one chunk of 32); 64 bytes of high 2 bits (one load), bits
  *     {@code 2v, 2v+1} of short j for the element of nibble {@code v % 4} of load {@code v / 4};
  *     then the 16 int8 scales and fp16 d as in the file.
+ * <li><b>Q4_0, 16 rows interleaved</b> (matrices whose row count divides by 16, which is every
+ *     Llama-shape matrix): rows {@code 16G .. 16G+15} are one stream of 288-byte units, unit b
+ *     holding block b of all 16 rows: 256 bytes of quants (four 64-byte loads), nibble k of short
+ *     j of load L is {@code (q - 8) & 0xF} of row {@code 16G + j/2}, element {@code 2 (4L + k) + j%2}
+ *     of the block; then the 16 rows' fp16 scales. Short lanes {@code 2i, 2i+1} belong to row i, so
+ *     a block's products pair-sum into one int lane per row and 16 rows advance by one float
+ *     multiply-add per block, in lanes: the order of llama.cpp's repacked Q4_0 (one chain per row,
+ *     block after block) with no scalar chain. Elements keep their natural order, so the
+ *     activations need no permutation, only pairing ({@link Q8Activations#pair}).
  * </ul>
  *
  * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the
@@ -74,14 +83,31 @@ public final class PackedMatrix {
     final int rows;
     final int cols;
     final long rowBytes;
+    /** Rows interleaved per group: 16 for {@link #INTERLEAVE}d Q4_0, else 1 (each row by itself). */
+    final int interleave;
     final MemorySegment data;
 
-    private PackedMatrix(GgmlType type, int rows, int cols, long rowBytes, MemorySegment data) {
+    /** Rows of a Q4_0 group in the interleaved layout: one 512-bit vector of float lanes. */
+    static final int INTERLEAVE = 16;
+
+    private PackedMatrix(GgmlType type, int rows, int cols, long rowBytes, int interleave, MemorySegment data) {
         this.type = type;
         this.rows = rows;
         this.cols = cols;
         this.rowBytes = rowBytes;
+        this.interleave = interleave;
         this.data = data;
+    }
+
+    /** Whether rows are interleaved in groups of {@link #INTERLEAVE} (row ranges must then be whole groups). */
+    boolean interleaved() {
+        return interleave > 1;
+    }
+
+    /** Rows of {@code type} of {@code cols} are packed 16 rows interleaved when there are whole groups of them. */
+    static int interleaveFor(GgmlType type, int rows) {
+        boolean off = "false".equalsIgnoreCase(System.getProperty("jcascade.interleave", "true"));
+        return type == GgmlType.Q4_0 && rows % INTERLEAVE == 0 && !off ? INTERLEAVE : 1;
     }
 
     public GgmlType type() {
@@ -110,7 +136,12 @@ public final class PackedMatrix {
         };
     }
 
-    /** The element order within a block group (Q4_0: 512 elements) or super-block (256). */
+    /** The element order of {@code p}'s layout (see {@link #permutation(GgmlType)}); null where it is the natural one. */
+    static int[] permutation(PackedMatrix p) {
+        return p.interleaved() ? null : permutation(p.type);
+    }
+
+    /** The element order within a block group (Q4_0: 512 elements) or super-block (256) of the row layouts. */
     static int[] permutation(GgmlType type) {
         return switch (type) {
             case Q4_0 -> PERM_Q4_0;
@@ -137,6 +168,15 @@ public final class PackedMatrix {
         byte[] q = new byte[256];
         short[] s = new short[128];
         long src = w.rowBytes();
+        if (p.interleaved()) {
+            if (r0 % INTERLEAVE != 0 || (r1 % INTERLEAVE != 0 && r1 != p.rows)) {
+                throw new IllegalArgumentException("rows " + r0 + ".." + r1 + " are not whole groups of " + INTERLEAVE);
+            }
+            for (int g = r0 / INTERLEAVE; g < r1 / INTERLEAVE; g++) {
+                packQ4_0x16(w.data(), INTERLEAVE * g * src, src, p.data, INTERLEAVE * g * p.rowBytes, p.cols, s);
+            }
+            return;
+        }
         for (int r = r0; r < r1; r++) {
             long in = r * src, out = r * p.rowBytes;
             switch (w.type()) {
@@ -155,7 +195,7 @@ public final class PackedMatrix {
         }
         long rowBytes = packedRowBytes(w.type(), w.cols());
         MemorySegment data = Arena.ofAuto().allocate(rowBytes * w.rows(), 64);
-        return new PackedMatrix(w.type(), w.rows(), w.cols(), rowBytes, data);
+        return new PackedMatrix(w.type(), w.rows(), w.cols(), rowBytes, interleaveFor(w.type(), w.rows()), data);
     }
 
     /** Packs {@code w} on the calling thread. */
@@ -199,6 +239,28 @@ public final class PackedMatrix {
             for (int bb = 0; bb < 16; bb++) {
                 out.set(I16_LE, oo + 288L * g + 256 + 2 * bb, in.get(I16_LE, io + 18L * (16 * g + bb)));
             }
+        }
+    }
+
+    /**
+     * Rows {@code 16G .. 16G+15} (file rows at {@code io}, {@code src} bytes apart) into the
+     * interleaved layout at {@code oo}: per block, the 16 rows' quants, then their 16 scales.
+     */
+    private static void packQ4_0x16(MemorySegment in, long io, long src, MemorySegment out, long oo, int n, short[] s) {
+        for (int b = 0; b < n / 32; b++) {
+            java.util.Arrays.fill(s, 0, 128, (short) 0);
+            long unit = oo + 288L * b;
+            for (int row = 0; row < INTERLEAVE; row++) {
+                long bo = io + row * src + 18L * b;
+                for (int e = 0; e < 32; e++) {
+                    int v = (u8(in, bo + 2 + e % 16) >> (e < 16 ? 0 : 4)) & 0xF;
+                    // element e = 2 (4L + k) + parity sits in nibble k of short 2 row + parity of load L
+                    int vk = e / 2, load = vk / 4, k = vk % 4, j = 2 * row + e % 2;
+                    s[32 * load + j] |= (short) (((v ^ 8) & 0xF) << (4 * k)); // (q - 8) as signed 4 bits
+                }
+                out.set(I16_LE, unit + 256 + 2L * row, in.get(I16_LE, bo));
+            }
+            putShorts(out, unit, s, 128);
         }
     }
 

@@ -262,8 +262,12 @@ public final class PanamaKernels implements CpuKernels {
         Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
         Q8Activations xq = q8.get();
         xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
-        int[] perm = PackedMatrix.permutation(w.type());
-        if (nTokens > EXACT_BATCH) {
+        int[] perm = PackedMatrix.permutation(w);
+        if (perm == null) {
+            // interleaved Q4_0: every batch through the integer kernel, 16 rows per pass (from
+            // cache after the first token it is as fast as the float tiles, and exact)
+            xq.pair(nTokens);
+        } else if (nTokens > EXACT_BATCH) {
             // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
             // the packed element order, against rows dequantized in that order
             x = xq.dequantizePermuted(perm, nTokens);
@@ -316,7 +320,8 @@ public final class PanamaKernels implements CpuKernels {
         boolean same = m <= 16 && (!swiglu || (m == 2 && ws[0].rows() == ws[1].rows()));
         for (int i = 0; i < m && same; i++) {
             same = ws[i].type() == type && ws[i].cols() == ws[0].cols()
-                    && (isPacked ? packed[i] != null : packed == null || packed[i] == null);
+                    && (isPacked ? packed[i] != null && packed[i].interleaved() == packed[0].interleaved()
+                            : packed == null || packed[i] == null);
         }
         if (!same || (type.isQuantized() && !int8)) {
             for (int i = 0; i < m; i++) {
@@ -345,7 +350,9 @@ public final class PanamaKernels implements CpuKernels {
         if (type.isQuantized()) {
             xq = q8.get();
             xq.quantize(type, x, xOffset, cols, cols, 1);
-            if (isPacked) {
+            if (isPacked && packed[0].interleaved()) {
+                xq.pair(1);
+            } else if (isPacked) {
                 xq.permute(PackedMatrix.permutation(type), 1);
             }
         }
@@ -396,7 +403,9 @@ public final class PanamaKernels implements CpuKernels {
                 t += ws[i].rows();
             }
             this.total = t;
-            this.chunk = Math.max(1, (t + 8 * threads - 1) / (8 * threads));
+            int c = Math.max(1, (t + 8 * threads - 1) / (8 * threads));
+            // interleaved rows go 16 at a time (every matrix's rows are whole groups, so are the chunks)
+            this.chunk = ps != null && ps[0].interleaved() ? roundUp(c, PackedMatrix.INTERLEAVE) : c;
             next.set(0);
             return this;
         }
@@ -444,9 +453,26 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
-    /** Rows {@code [r0, r1)} of a packed matrix on 8-bit activations (permuted), one row after another. */
+    private static int roundUp(int n, int multiple) {
+        return (n + multiple - 1) / multiple * multiple;
+    }
+
+    /**
+     * Rows {@code [r0, r1)} of a packed matrix on 8-bit activations (permuted, or paired for an
+     * interleaved matrix, whose row ranges are whole groups), one row or group after another.
+     */
     private static void matmulRowsPacked(PackedMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
             int nTokens, int r0, int r1) {
+        if (w.interleaved()) {
+            int g16 = PackedMatrix.INTERLEAVE;
+            for (int g = r0 / g16; g < r1 / g16; g++) {
+                // a group's 16 rows stay in L1/L2 while every token passes
+                for (int t = 0; t < nTokens; t++) {
+                    PackedDot.group(w, g, xq, t, out, outOffset + t * outStride + g16 * g);
+                }
+            }
+            return;
+        }
         for (int r = r0; r < r1; r++) {
             for (int t = 0; t < nTokens; t++) {
                 out[outOffset + t * outStride + r] = PackedDot.dot(w, r, xq, t);
@@ -655,7 +681,9 @@ public final class PanamaKernels implements CpuKernels {
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
-            this.chunk = nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
+            // Interleaved rows are computed 16 at a time.
+            this.chunk = p != null && p.interleaved() ? roundUp(c, PackedMatrix.INTERLEAVE)
+                    : nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
             next.set(0);
             return this;
         }

@@ -46,6 +46,23 @@ final class Q8Activations {
     short[] qp = new short[0];
     /** Dequantized quants in a packed element order ({@link #dequantizePermuted}). */
     float[] xp = new float[0];
+    /**
+     * Adjacent quants paired into ints ({@link #pair}): {@code pairs[i]} holds {@code qs[2i]} in its
+     * low and {@code qs[2i+1]} in its high 16 bits, so one broadcast of it fills the short lanes
+     * (2j, 2j+1) of a vector with elements (2i, 2i+1) for every row j of an interleaved Q4_0 group.
+     */
+    int[] pairs = new int[0];
+
+    /** Fills {@link #pairs} for the first {@code nTokens} tokens. */
+    void pair(int nTokens) {
+        int total = n * nTokens / 2;
+        if (pairs.length < total) {
+            pairs = new int[qs.length / 2];
+        }
+        for (int i = 0; i < total; i++) {
+            pairs[i] = (qs[2 * i] & 0xFFFF) | (qs[2 * i + 1] << 16);
+        }
+    }
 
     /**
      * Fills {@link #qp} with the first {@code nTokens} tokens' quants in {@code packed}'s element

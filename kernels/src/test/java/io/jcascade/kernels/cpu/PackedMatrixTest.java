@@ -52,7 +52,7 @@ class PackedMatrixTest {
             int[] cols = type == GgmlType.Q4_0 ? new int[] {512, 1024 + 512, 4096} : new int[] {256, 768, 4096 + 256};
             for (int c : cols) {
                 // Q4_0 is packed only for matrices of 8k rows (llama.cpp's repacked order)
-                for (int r : type == GgmlType.Q4_0 ? new int[] {8, 24, 256} : new int[] {1, 17, 257}) {
+                for (int r : type == GgmlType.Q4_0 ? new int[] {8, 16, 24, 48, 256} : new int[] {1, 17, 257}) {
                     for (int t : new int[] {1, 3, 5, 20}) { // 20: past EXACT_BATCH, the float tiles
                         cases.add(Arguments.of(type, c, r, t));
                     }
