@@ -62,9 +62,37 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // ---------------------------------------------------------------------------------------------
 // Weight element access. Every type is read as chunks of 32 consecutive elements; element j of
-// chunk b of a row. For the block types a chunk is one ggml block.
+// chunk b of a row. For Q8_0/Q4_0 a chunk is one ggml block; for the K-quants (super-blocks of 256
+// elements) chunk b is the eighth b % 8 of super-block b / 8.
+//
+// Each element is dequantized exactly as the CPU reference (ScalarKernels.dequantizeRow) does, in
+// the same float operations and order; the products that meet a subtraction are __fmul_rn so that
+// nvcc cannot fuse them into an fma, which would round differently (embed must match bit for bit).
 
-enum WType { W_F32 = 0, W_F16 = 1, W_BF16 = 2, W_Q8_0 = 3, W_Q4_0 = 4 };
+enum WType { W_F32 = 0, W_F16 = 1, W_BF16 = 2, W_Q8_0 = 3, W_Q4_0 = 4, W_Q4_K = 5, W_Q5_K = 6, W_Q6_K = 7,
+             W_Q3_K = 8, W_Q2_K = 9 };
+
+// The 6-bit scale of sub-block i (0..7, 32 elements) of a Q4_K/Q5_K super-block, from its 12 packed
+// bytes sc: for i < 4 the low 6 bits of sc[i]; else the low nibble of sc[i+4] with the top 2 bits
+// of sc[i-4] above it.
+__device__ __forceinline__ int k_scale(const u8* sc, int i) {
+    return i < 4 ? (sc[i] & 63) : ((sc[i + 4] & 0xF) | ((sc[i - 4] >> 6) << 4));
+}
+
+// The 6-bit min of sub-block i: for i < 4 the low 6 bits of sc[i+4]; else the high nibble of
+// sc[i+4] with the top 2 bits of sc[i] above it.
+__device__ __forceinline__ int k_min(const u8* sc, int i) {
+    return i < 4 ? (sc[i + 4] & 63) : ((sc[i + 4] >> 4) | ((sc[i] >> 6) << 4));
+}
+
+// The 6-bit scale (0..63, before the -32) of sub-block i (0..15, 16 elements) of a Q3_K
+// super-block, from its 12 packed bytes sc: the low 4 bits are the low (i < 8) or high (i >= 8)
+// nibble of sc[i % 8], the high 2 bits are bits 2(i/4)..2(i/4)+1 of sc[8 + i % 4].
+__device__ __forceinline__ int q3_scale(const u8* sc, int i) {
+    int lo = i < 8 ? (sc[i % 8] & 0xF) : (sc[i % 8] >> 4);
+    int hi = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return lo | (hi << 4);
+}
 
 template <int T>
 __device__ __forceinline__ float weight_at(const u8* row, int b, int j) {
@@ -80,13 +108,71 @@ __device__ __forceinline__ float weight_at(const u8* row, int b, int j) {
         const u8* blk = row + 34 * b;
         float d = half_to_float(load_u16(blk));
         return d * (float) (signed char) blk[2 + j];
-    } else {
+    } else if (T == W_Q4_0) {
         // Q4_0 block: fp16 d, u8 qs[16]; element j < 16 is the low nibble of qs[j], j >= 16 the high one of qs[j-16]
         const u8* blk = row + 18 * b;
         float d = half_to_float(load_u16(blk));
         int q = blk[2 + (j & 15)];
         q = j < 16 ? (q & 0x0F) : (q >> 4);
         return d * (float) (q - 8);
+    } else if (T == W_Q4_K || T == W_Q5_K) {
+        // Q4_K super-block (144 bytes): fp16 d, fp16 dmin, u8 scales[12], u8 qs[128].
+        // Q5_K super-block (176 bytes): fp16 d, fp16 dmin, u8 scales[12], u8 qh[32], u8 qs[128].
+        // Sub-block i = b % 8 (this chunk) reads bytes qs[32 * (i / 2) + j]: the low nibble for even
+        // i, the high one for odd i; Q5_K adds bit i of qh[j] as the value 16.
+        // Value d * scale(i) * q - dmin * min(i).
+        const bool five = T == W_Q5_K;
+        const u8* blk = row + (five ? 176 : 144) * (b >> 3);
+        int i = b & 7;
+        float d = half_to_float(load_u16(blk));
+        float dmin = half_to_float(load_u16(blk + 2));
+        int q = blk[(five ? 48 : 16) + 32 * (i >> 1) + j];
+        q = (i & 1) ? (q >> 4) : (q & 0xF);
+        if (five) {
+            q += ((blk[16 + j] >> i) & 1) << 4;
+        }
+        return __fsub_rn(__fmul_rn(d * (float) k_scale(blk + 4, i), (float) q),
+                         __fmul_rn(dmin, (float) k_min(blk + 4, i)));
+    } else if (T == W_Q6_K) {
+        // Q6_K super-block (210 bytes): u8 ql[128] (low 4 bits), u8 qh[64] (high 2 bits),
+        // int8 scales[16] (one per 16 elements), fp16 d at byte 208.
+        // Chunk i = b % 8 is half h = i / 4, quarter s = i % 4: the low bits are the low (s < 2) or
+        // high (s >= 2) nibble of ql[64h + 32(s % 2) + j], the high bits are bits 2s..2s+1 of
+        // qh[32h + j]. Value d * scales[2i + j / 16] * (q - 32).
+        const u8* blk = row + 210 * (b >> 3);
+        int i = b & 7;
+        int h = i >> 2;
+        int s = i & 3;
+        int ql = blk[64 * h + 32 * (s & 1) + j];
+        int qh = blk[128 + 32 * h + j];
+        int q = (s < 2 ? (ql & 0xF) : (ql >> 4)) | (((qh >> (2 * s)) & 3) << 4);
+        float d = half_to_float(load_u16(blk + 208));
+        int sc = (signed char) blk[192 + 2 * i + (j >> 4)];
+        return d * (float) sc * (float) (q - 32);
+    } else if (T == W_Q3_K) {
+        // Q3_K super-block (110 bytes): u8 hmask[32] (high bits), u8 qs[64] (low 2 bits),
+        // u8 scales[12] (16 packed 6-bit scales, see q3_scale), fp16 d at byte 108.
+        // Chunk i = b % 8 is half h = i / 4, quarter s = i % 4: the low bits are bits 2s..2s+1 of
+        // qs[32h + j], the high bit is bit i of hmask[j]; the 3-bit value is the low bits, minus 4
+        // when the high bit is clear. Value d * (scale(2i + j / 16) - 32) * q.
+        const u8* blk = row + 110 * (b >> 3);
+        int i = b & 7;
+        int lo = (blk[32 + 32 * (i >> 2) + j] >> (2 * (i & 3))) & 3;
+        int q = ((blk[j] >> i) & 1) ? lo : lo - 4;
+        float d = half_to_float(load_u16(blk + 108));
+        return d * (float) (q3_scale(blk + 96, 2 * i + (j >> 4)) - 32) * (float) q;
+    } else {
+        // Q2_K super-block (84 bytes): u8 scales[16] (per 16 elements: low nibble scale, high
+        // nibble min), u8 qs[64] (2-bit quants), fp16 d at byte 80, fp16 dmin at 82.
+        // Chunk i = b % 8 is half h = i / 4, quarter s = i % 4: q is bits 2s..2s+1 of qs[32h + j].
+        // Value d * (sc & 15) * q - dmin * (sc >> 4), sc = scales[2i + j / 16].
+        const u8* blk = row + 84 * (b >> 3);
+        int i = b & 7;
+        int sc = blk[2 * i + (j >> 4)];
+        int q = (blk[16 + 32 * (i >> 2) + j] >> (2 * (i & 3))) & 3;
+        float d = half_to_float(load_u16(blk + 80));
+        float dmin = half_to_float(load_u16(blk + 82));
+        return __fsub_rn(__fmul_rn(d * (float) (sc & 0xF), (float) q), __fmul_rn(dmin, (float) (sc >> 4)));
     }
 }
 
@@ -151,6 +237,11 @@ DEFINE_MATMUL(matmul_f16, W_F16)
 DEFINE_MATMUL(matmul_bf16, W_BF16)
 DEFINE_MATMUL(matmul_q8_0, W_Q8_0)
 DEFINE_MATMUL(matmul_q4_0, W_Q4_0)
+DEFINE_MATMUL(matmul_q4_k, W_Q4_K)
+DEFINE_MATMUL(matmul_q5_k, W_Q5_K)
+DEFINE_MATMUL(matmul_q6_k, W_Q6_K)
+DEFINE_MATMUL(matmul_q3_k, W_Q3_K)
+DEFINE_MATMUL(matmul_q2_k, W_Q2_K)
 
 // ---------------------------------------------------------------------------------------------
 // Embedding: out[t][c] = W[tokens[t]][c], dequantized. Grid: x = ceil(cols / 256), y = n.
@@ -177,6 +268,11 @@ DEFINE_EMBED(embed_f16, W_F16)
 DEFINE_EMBED(embed_bf16, W_BF16)
 DEFINE_EMBED(embed_q8_0, W_Q8_0)
 DEFINE_EMBED(embed_q4_0, W_Q4_0)
+DEFINE_EMBED(embed_q4_k, W_Q4_K)
+DEFINE_EMBED(embed_q5_k, W_Q5_K)
+DEFINE_EMBED(embed_q6_k, W_Q6_K)
+DEFINE_EMBED(embed_q3_k, W_Q3_K)
+DEFINE_EMBED(embed_q2_k, W_Q2_K)
 
 // ---------------------------------------------------------------------------------------------
 // Block reductions (blockDim.x a multiple of 32, at most 1024).

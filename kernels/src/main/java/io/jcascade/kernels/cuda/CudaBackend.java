@@ -22,11 +22,11 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
  * The CUDA backend: the whole forward pass on one NVIDIA GPU, through the CUDA driver API called
- * with FFM ({@link CudaDriver}). Weights are uploaded once in their ggml block layout (never
- * dequantized; norms, being vectors, as float32), activations and the KV cache live in plain
- * device allocations ({@code cuMemAlloc}, no managed memory), every kernel runs in order on one
- * stream, and only token ids go in and logits (or, with {@link #argmaxEntropy}, one token id and
- * its entropy) come out.
+ * with FFM ({@link CudaDriver}). Weights are uploaded once in their ggml block layout (F32, F16,
+ * BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; never dequantized; norms, being vectors, as
+ * float32), activations and the KV cache live in plain device allocations ({@code cuMemAlloc}, no
+ * managed memory), every kernel runs in order on one stream, and only token ids go in and logits
+ * (or, with {@link #argmaxEntropy}, one token id and its entropy) come out.
  *
  * <p>Numerics follow {@link io.jcascade.kernels.cpu.CpuBackend}: an f16 KV cache with the query
  * and the attention weights rounded to half, RMSNorm and softmax summed in double, RoPE's angle
@@ -415,13 +415,22 @@ public final class CudaBackend implements Backend {
         return handle;
     }
 
-    private static String kernelSuffix(GgmlType type) {
+    /**
+     * The name ending of the {@code matmul_*} and {@code embed_*} kernels of {@code type} in
+     * {@code jcascade.cu} (launched by name); null for a type without kernels.
+     */
+    static String kernelSuffix(GgmlType type) {
         return switch (type) {
             case F32 -> "f32";
             case F16 -> "f16";
             case BF16 -> "bf16";
             case Q8_0 -> "q8_0";
             case Q4_0 -> "q4_0";
+            case Q4_K -> "q4_k";
+            case Q5_K -> "q5_k";
+            case Q6_K -> "q6_k";
+            case Q3_K -> "q3_k";
+            case Q2_K -> "q2_k";
             default -> null;
         };
     }
@@ -441,7 +450,7 @@ public final class CudaBackend implements Backend {
         }
         if (kernelSuffix(matrix.type()) == null) {
             throw new UnsupportedOperationException("the CUDA backend does not run " + matrix.type()
-                    + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+                    + " weights yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
         }
         long bytes = matrix.rowBytes() * matrix.rows();
         long p = alloc(bytes);

@@ -98,9 +98,34 @@ class CudaKernelsTest {
                     MemorySegment.copy(qs, 0, seg, ValueLayout.JAVA_BYTE, b * bs + 2, qs.length);
                 }
             }
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> {
+                // Random quants, scales and mins (every bit pattern is a valid one), then finite
+                // fp16 super-block scales where the layout keeps them (random bytes could be NaN).
+                int bs = type.typeSize();
+                byte[] block = new byte[bs];
+                for (long b = 0; b < n / 256; b++) {
+                    rnd.nextBytes(block);
+                    MemorySegment.copy(block, 0, seg, ValueLayout.JAVA_BYTE, b * bs, bs);
+                    for (int at : kQuantScaleOffsets(type)) {
+                        float d = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-5) * (rnd.nextInt(8) == 0 ? -1 : 1);
+                        seg.set(I16_LE, b * bs + at, Float.floatToFloat16(d));
+                    }
+                }
+            }
             default -> throw new IllegalArgumentException(type.toString());
         }
         return new WeightMatrix(type, seg, rows, cols);
+    }
+
+    /** Byte offsets of the fp16 scales in a K-quant super-block: d (and dmin, for the types with mins). */
+    private static int[] kQuantScaleOffsets(GgmlType type) {
+        return switch (type) {
+            case Q2_K -> new int[] {80, 82};    // scales[16], qs[64], d, dmin
+            case Q3_K -> new int[] {108};       // hmask[32], qs[64], scales[12], d
+            case Q4_K, Q5_K -> new int[] {0, 2}; // d, dmin, scales[12], (qh[32],) qs[128]
+            case Q6_K -> new int[] {208};       // ql[128], qh[64], scales[16], d
+            default -> throw new IllegalArgumentException(type.toString());
+        };
     }
 
     private Tensor onGpu(float[] data) {
@@ -148,6 +173,11 @@ class CudaKernelsTest {
     @CsvSource({
         "F32, 37, 50, 1", "F32, 64, 64, 9", "F16, 100, 96, 1", "F16, 33, 256, 17", "BF16, 70, 128, 3",
         "Q8_0, 131, 288, 1", "Q8_0, 64, 512, 8", "Q8_0, 5, 32, 33", "Q4_0, 257, 256, 1", "Q4_0, 96, 768, 12",
+        // K-quants: rows of one and of several 256-element super-blocks, a single token, a partial
+        // token tile and more than one tile
+        "Q4_K, 131, 256, 1", "Q4_K, 64, 1024, 9", "Q5_K, 70, 512, 1", "Q5_K, 33, 768, 17",
+        "Q6_K, 257, 256, 1", "Q6_K, 48, 1280, 12", "Q3_K, 37, 512, 1", "Q3_K, 64, 256, 8",
+        "Q2_K, 100, 768, 1", "Q2_K, 5, 256, 33",
     })
     void matmulMatchesTheCpu(GgmlType type, int rows, int cols, int nTokens) {
         WeightMatrix m = randomMatrix(type, rows, cols);
@@ -174,10 +204,10 @@ class CudaKernelsTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"})
     void embedDequantizesExactly(GgmlType type) {
         int rows = 50;
-        int cols = 96;
+        int cols = type.blockSize() == 256 ? 512 : 96; // the K-quants: two super-blocks a row
         WeightMatrix m = randomMatrix(type, rows, cols);
         int[] tokens = {7, 0, 49, 7, 13};
         float[] want = new float[tokens.length * cols];

@@ -2,6 +2,7 @@ package io.jcascade.kernels.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.jcascade.gguf.GgmlType;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -16,7 +17,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Compiles every {@code .cu} of src/main/cuda with nvcc, as PTX for compute_80 and as NVRTC would
  * see it (no include path), where nvcc is installed (CI has it); skips elsewhere. The build's
- * "nvcc" profile does the same, so this guards builds that skip that profile.
+ * "nvcc" profile does the same, so this guards builds that skip that profile. Also checks that the
+ * PTX defines the matmul and embedding kernel of every weight type {@link CudaBackend} accepts,
+ * since the backend finds them by name only when it launches them.
  */
 class NvccCompileTest {
 
@@ -49,8 +52,16 @@ class NvccCompileTest {
                     "-o", ptx.toString(), cu.toString()).redirectErrorStream(true).start();
             String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertThat(p.waitFor()).as("nvcc on %s:%n%s", cu, log).isZero();
-            assertThat(Files.readString(ptx)).contains(".entry matmul_q4_0", ".entry attn_scores",
-                    ".entry argmax_entropy");
+            String text = Files.readString(ptx);
+            assertThat(text).contains(".entry attn_scores", ".entry argmax_entropy");
+            // every weight type CudaBackend accepts has the kernels it launches by name
+            for (GgmlType type : GgmlType.values()) {
+                String suffix = CudaBackend.kernelSuffix(type);
+                if (suffix != null) {
+                    assertThat(text).as("kernels for %s", type).contains(".entry matmul_" + suffix + "(",
+                            ".entry embed_" + suffix + "(");
+                }
+            }
         }
     }
 }
