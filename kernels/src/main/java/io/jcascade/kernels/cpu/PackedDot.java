@@ -76,11 +76,15 @@ final class PackedDot {
     }
 
     /**
-     * Rows {@code [16g, 16g + 16)} of an interleaved {@code p} times token {@code t} of {@code a}
-     * (paired, {@link Q8Activations#pair}), written to {@code out[o .. o + 16)}.
+     * Rows {@code [Ig, Ig + I)} of an interleaved {@code p} (I = {@code p.interleave}) times token
+     * {@code t} of {@code a} ({@link Q8Activations#interleaved}), written to {@code out[o .. o + I)}.
      */
     static void group(PackedMatrix p, int g, Q8Activations a, int t, float[] out, int o) {
         int n = p.cols;
+        if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
+            groupQ8_0x2(p.data, g * 2L * p.rowBytes, n / 32, a.dup, t * 2 * n, a.d, t * (n / 32), out, o);
+            return;
+        }
         groupQ4_0x16(p.data, g * PackedMatrix.INTERLEAVE * p.rowBytes, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32),
                 out, o);
     }
@@ -90,8 +94,8 @@ final class PackedDot {
         int n = p.cols;
         if (p.interleaved()) { // the whole group, one lane kept: for callers off the hot path
             float[] lanes = BLOCKS.get();
-            group(p, r / PackedMatrix.INTERLEAVE, a, t, lanes, 0);
-            return lanes[r % PackedMatrix.INTERLEAVE];
+            group(p, r / p.interleave, a, t, lanes, 0);
+            return lanes[r % p.interleave];
         }
         long off = r * p.rowBytes;
         return switch (p.type) {
@@ -197,6 +201,45 @@ final class PackedDot {
             acc = ((FloatVector) pairSum(s).convert(VectorOperators.I2F, 0)).fma(scale, acc);
         }
         acc.intoArray(out, o);
+    }
+
+    private static final VectorMask<Float> HIGH_8 = VectorMask.fromLong(F512, 0xFF00L);
+    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
+
+    /** 32 Q8_0 weight quants at {@code at} as 32 short lanes. */
+    private static ShortVector q8(MemorySegment seg, long at) {
+        return (ShortVector) ByteVector.fromMemorySegment(B256, seg, at, LE).convertShape(VectorOperators.B2S, S512, 0);
+    }
+
+    /** 32 activation quants at {@code dup[y ..)} as 32 short lanes. */
+    private static ShortVector act8(byte[] dup, int y) {
+        return (ShortVector) ByteVector.fromArray(B256, dup, y).convertShape(VectorOperators.B2S, S512, 0);
+    }
+
+    /**
+     * Interleaved Q8_0 ({@link PackedMatrix}): two rows at once, float lanes 0..7 ggml's 8 lanes of
+     * the first row, 8..15 of the second. Per block: each 32-byte half widened to shorts, times the
+     * activations laid out to match ({@link Q8Activations#duplicate}), pair-summed into ints
+     * (products <= 128 * 127, pair sums < 2^15) and the two halves added: int lane l holds elements
+     * 4l .. 4l+3 of its row, as ggml's {@code mul_sum_i8_pairs_float}; then one multiply-add with
+     * {@code f16(d_w) * d_x} per row's lanes and ggml's {@code hsum_float_8} per row at the end: bit
+     * for bit {@code ggml_vec_dot_q8_0_q8_0} on each row.
+     */
+    static void groupQ8_0x2(MemorySegment seg, long go, int nb, byte[] dup, int yb, float[] d, int db, float[] out,
+            int o) {
+        FloatVector acc = FloatVector.zero(F512);
+        for (int b = 0; b < nb; b++) {
+            long unit = go + 68L * b;
+            int y = yb + 64 * b;
+            IntVector s = pairSum(q8(seg, unit).mul(act8(dup, y)))
+                    .add(pairSum(q8(seg, unit + 32).mul(act8(dup, y + 32))));
+            float dx = d[db + b];
+            FloatVector scale = FloatVector.broadcast(F512, Float.float16ToFloat(seg.get(I16_LE, unit + 64)) * dx)
+                    .blend(Float.float16ToFloat(seg.get(I16_LE, unit + 66)) * dx, HIGH_8);
+            acc = ((FloatVector) s.convert(VectorOperators.I2F, 0)).fma(scale, acc);
+        }
+        out[o] = Int8Dot.hsum8((FloatVector) acc.reinterpretShape(F256, 0));
+        out[o + 1] = Int8Dot.hsum8((FloatVector) acc.reinterpretShape(F256, 1));
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -320,6 +363,10 @@ final class PackedDot {
         MemorySegment seg = p.data;
         long off = r * p.rowBytes;
         int n = p.cols;
+        if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
+            dequantQ8_0x2(seg, (r / 2) * 2L * p.rowBytes, r % 2, n, out, oo);
+            return;
+        }
         if (p.interleaved()) {
             dequantQ4_0x16(seg, (r / PackedMatrix.INTERLEAVE) * PackedMatrix.INTERLEAVE * p.rowBytes,
                     r % PackedMatrix.INTERLEAVE, n, out, oo);
@@ -330,6 +377,22 @@ final class PackedDot {
             case Q4_K -> dequantQ4K(seg, off, n, out, oo);
             case Q6_K -> dequantQ6K(seg, off, n, out, oo);
             default -> throw new UnsupportedOperationException(p.type.toString());
+        }
+    }
+
+    /**
+     * Row {@code h} (0, 1) of the interleaved Q8_0 pair at {@code go}, in the layout's order
+     * ({@link PackedMatrix#PERM_Q8_0} per block): each half's 16 lanes of the row, times the scale.
+     */
+    private static void dequantQ8_0x2(MemorySegment seg, long go, int h, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 32; b++) {
+            long unit = go + 68L * b;
+            FloatVector d = FloatVector.broadcast(F512, Float.float16ToFloat(seg.get(I16_LE, unit + 64 + 2L * h)));
+            for (int half = 0; half < 2; half++) {
+                ShortVector v = q8(seg, unit + 32 * half);
+                FloatVector f = h == 0 ? lowF(v) : highF(v);
+                f.mul(d).intoArray(out, oo + 32 * b + 16 * half);
+            }
         }
     }
 
@@ -352,13 +415,13 @@ final class PackedDot {
 
     /** Row {@code r} of {@code p} as floats in the natural element order. */
     static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {
-        if (p.interleaved()) {
+        if (p.interleaved() && p.type == io.jcascade.gguf.GgmlType.Q4_0) { // natural order already
             dequantizePacked(p, r, out, oo);
             return;
         }
         float[] tmp = new float[p.cols];
         dequantizePacked(p, r, tmp, 0);
-        int[] perm = PackedMatrix.permutation(p.type);
+        int[] perm = PackedMatrix.permutation(p);
         int g = perm.length;
         for (int base = 0; base < p.cols; base += g) {
             for (int i = 0; i < g; i++) {

@@ -43,6 +43,13 @@ import java.nio.ByteOrder;
  *     multiply-add per block, in lanes: the order of llama.cpp's repacked Q4_0 (one chain per row,
  *     block after block) with no scalar chain. Elements keep their natural order, so the
  *     activations need no permutation, only pairing ({@link Q8Activations#pair}).
+ * <li><b>Q8_0, 2 rows interleaved</b> (even row counts): rows {@code 2G, 2G+1} are one stream
+ *     of 68-byte units, unit b holding block b of both rows: bytes 0..31 are elements
+ *     {@code 4g, 4g+1} (g = 0..7) of row 2G then the same of row 2G+1, bytes 32..63 elements
+ *     {@code 4g+2, 4g+3} of both rows, then the two fp16 scales. A 32-byte half widens to 32 short
+ *     lanes; the pair sums of the two halves' products added give 16 int lanes: ggml's 8 lanes
+ *     (elements 4l .. 4l+3) of each row, so one float multiply-add per block serves both rows in
+ *     ggml's own lane order ({@link Q8Activations#duplicate} lays the activations out to match).
  * </ul>
  *
  * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the
@@ -60,8 +67,17 @@ public final class PackedMatrix {
     static final int[] PERM_Q4_K = new int[256];
     /** Element order of a packed Q6_K super-block. */
     static final int[] PERM_Q6_K = new int[256];
+    /** Element order of the float path's rows of interleaved Q8_0 (per block of 32). */
+    static final int[] PERM_Q8_0 = new int[32];
+    /** The natural order, per block of 32: interleaved Q4_0's. */
+    private static final int[] NATURAL_32 = new int[32];
 
     static {
+        for (int i = 0; i < 32; i++) {
+            NATURAL_32[i] = i;
+            // positions 0..15: elements 4g, 4g+1 (the first half's lanes of a row), 16..31: 4g+2, 4g+3
+            PERM_Q8_0[i] = 4 * ((i % 16) / 2) + 2 * (i / 16) + i % 2;
+        }
         for (int v = 0; v < 16; v++) {
             for (int j = 0; j < 32; j++) {
                 PERM_Q4_0[32 * v + j] = 32 * (j / 2) + 2 * v + j % 2;
@@ -83,12 +99,15 @@ public final class PackedMatrix {
     final int rows;
     final int cols;
     final long rowBytes;
-    /** Rows interleaved per group: 16 for {@link #INTERLEAVE}d Q4_0, else 1 (each row by itself). */
+    /** Rows interleaved per group: 16 for Q4_0, 2 for Q8_0 (where the row count allows), else 1. */
     final int interleave;
     final MemorySegment data;
 
     /** Rows of a Q4_0 group in the interleaved layout: one 512-bit vector of float lanes. */
     static final int INTERLEAVE = 16;
+    /** Rows of a Q8_0 group: two rows' ggml lanes (8 each) fill one 512-bit vector. */
+    static final int INTERLEAVE_Q8_0 = 2;
+
 
     private PackedMatrix(GgmlType type, int rows, int cols, long rowBytes, int interleave, MemorySegment data) {
         this.type = type;
@@ -99,15 +118,25 @@ public final class PackedMatrix {
         this.data = data;
     }
 
-    /** Whether rows are interleaved in groups of {@link #INTERLEAVE} (row ranges must then be whole groups). */
+    /** Whether rows are interleaved in groups of {@link #interleave} (row ranges must then be whole groups). */
     boolean interleaved() {
         return interleave > 1;
     }
 
-    /** Rows of {@code type} of {@code cols} are packed 16 rows interleaved when there are whole groups of them. */
+    /**
+     * Rows per interleaved group for a matrix of {@code type} with {@code rows} rows: Q4_0 16, Q8_0
+     * 2, when the rows make whole groups; else 1. The system property {@code jcascade.interleave}
+     * = {@code false} keeps Q4_0 row by row (and Q8_0 in the file layout), for comparisons.
+     */
     static int interleaveFor(GgmlType type, int rows) {
-        boolean off = "false".equalsIgnoreCase(System.getProperty("jcascade.interleave", "true"));
-        return type == GgmlType.Q4_0 && rows % INTERLEAVE == 0 && !off ? INTERLEAVE : 1;
+        if ("false".equalsIgnoreCase(System.getProperty("jcascade.interleave", "true"))) {
+            return 1;
+        }
+        return switch (type) {
+            case Q4_0 -> rows % INTERLEAVE == 0 ? INTERLEAVE : 1;
+            case Q8_0 -> rows % INTERLEAVE_Q8_0 == 0 ? INTERLEAVE_Q8_0 : 1;
+            default -> 1;
+        };
     }
 
     public GgmlType type() {
@@ -127,10 +156,11 @@ public final class PackedMatrix {
         return data.byteSize();
     }
 
-    /** Whether {@code type} rows of {@code cols} have a packed layout. */
+    /** Whether {@code type} rows of {@code cols} have a packed layout (Q8_0: in matrices of even row count). */
     static boolean supports(GgmlType type, int cols) {
         return switch (type) {
             case Q4_0 -> cols % 512 == 0 && cols > 0;
+            case Q8_0 -> cols % 32 == 0 && cols > 0 && interleaveFor(type, 2) > 1;
             case Q4_K, Q6_K -> cols % 256 == 0 && cols > 0;
             default -> false;
         };
@@ -138,7 +168,10 @@ public final class PackedMatrix {
 
     /** The element order of {@code p}'s layout (see {@link #permutation(GgmlType)}); null where it is the natural one. */
     static int[] permutation(PackedMatrix p) {
-        return p.interleaved() ? null : permutation(p.type);
+        if (!p.interleaved()) {
+            return permutation(p.type);
+        }
+        return p.type == GgmlType.Q8_0 ? PERM_Q8_0 : NATURAL_32;
     }
 
     /** The element order within a block group (Q4_0: 512 elements) or super-block (256) of the row layouts. */
@@ -154,6 +187,7 @@ public final class PackedMatrix {
     static long packedRowBytes(GgmlType type, int cols) {
         return switch (type) {
             case Q4_0 -> 18L * (cols / 32);
+            case Q8_0 -> 34L * (cols / 32);
             case Q4_K -> 148L * (cols / 256);
             case Q6_K -> 210L * (cols / 256);
             default -> throw new IllegalArgumentException("no packed layout for " + type);
@@ -169,11 +203,16 @@ public final class PackedMatrix {
         short[] s = new short[128];
         long src = w.rowBytes();
         if (p.interleaved()) {
-            if (r0 % INTERLEAVE != 0 || (r1 % INTERLEAVE != 0 && r1 != p.rows)) {
-                throw new IllegalArgumentException("rows " + r0 + ".." + r1 + " are not whole groups of " + INTERLEAVE);
+            int il = p.interleave;
+            if (r0 % il != 0 || r1 % il != 0) {
+                throw new IllegalArgumentException("rows " + r0 + ".." + r1 + " are not whole groups of " + il);
             }
-            for (int g = r0 / INTERLEAVE; g < r1 / INTERLEAVE; g++) {
-                packQ4_0x16(w.data(), INTERLEAVE * g * src, src, p.data, INTERLEAVE * g * p.rowBytes, p.cols, s);
+            for (int g = r0 / il; g < r1 / il; g++) {
+                if (p.type == GgmlType.Q8_0) {
+                    packQ8_0x2(w.data(), il * g * src, src, p.data, il * g * p.rowBytes, p.cols);
+                } else {
+                    packQ4_0x16(w.data(), il * g * src, src, p.data, il * g * p.rowBytes, p.cols, s);
+                }
             }
             return;
         }
@@ -193,9 +232,13 @@ public final class PackedMatrix {
         if (!supports(w.type(), w.cols())) {
             throw new IllegalArgumentException("no packed layout for " + w.type() + " rows of " + w.cols());
         }
+        int interleave = interleaveFor(w.type(), w.rows());
+        if (w.type() == GgmlType.Q8_0 && interleave == 1) {
+            throw new IllegalArgumentException("Q8_0 is packed only in pairs of rows, not " + w.rows() + " rows");
+        }
         long rowBytes = packedRowBytes(w.type(), w.cols());
         MemorySegment data = Arena.ofAuto().allocate(rowBytes * w.rows(), 64);
-        return new PackedMatrix(w.type(), w.rows(), w.cols(), rowBytes, interleaveFor(w.type(), w.rows()), data);
+        return new PackedMatrix(w.type(), w.rows(), w.cols(), rowBytes, interleave, data);
     }
 
     /** Packs {@code w} on the calling thread. */
@@ -261,6 +304,25 @@ public final class PackedMatrix {
                 out.set(I16_LE, unit + 256 + 2L * row, in.get(I16_LE, bo));
             }
             putShorts(out, unit, s, 128);
+        }
+    }
+
+    /** Byte of interleaved Q8_0 unit holding element {@code e} (0..31) of the group's row {@code h} (0, 1). */
+    static int q8Byte(int h, int e) {
+        return 32 * ((e % 4) / 2) + 16 * h + 2 * (e / 4) + e % 2;
+    }
+
+    /** Rows {@code 2G, 2G+1} (at {@code io}, {@code src} bytes apart) into the interleaved Q8_0 layout at {@code oo}. */
+    private static void packQ8_0x2(MemorySegment in, long io, long src, MemorySegment out, long oo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long unit = oo + 68L * b;
+            for (int h = 0; h < 2; h++) {
+                long bo = io + h * src + 34L * b;
+                for (int e = 0; e < 32; e++) {
+                    out.set(ValueLayout.JAVA_BYTE, unit + q8Byte(h, e), in.get(ValueLayout.JAVA_BYTE, bo + 2 + e));
+                }
+                out.set(I16_LE, unit + 64 + 2L * h, in.get(I16_LE, bo));
+            }
         }
     }
 

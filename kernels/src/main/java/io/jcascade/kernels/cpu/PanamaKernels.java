@@ -218,6 +218,8 @@ public final class PanamaKernels implements CpuKernels {
         if (!int8 || !Int8Dot.WIDE || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
                 // llama.cpp sums Q4_0 in its repacked order only for matrices of 8k rows (ScalarInt8.row)
                 || (w.type() == GgmlType.Q4_0 && w.rows() % 8 != 0)
+                // Q8_0 has only the two-row interleaved layout
+                || (w.type() == GgmlType.Q8_0 && PackedMatrix.interleaveFor(w.type(), w.rows()) == 1)
                 || "false".equalsIgnoreCase(System.getProperty("jcascade.repack", "true"))) {
             return null;
         }
@@ -263,11 +265,12 @@ public final class PanamaKernels implements CpuKernels {
         Q8Activations xq = q8.get();
         xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
         int[] perm = PackedMatrix.permutation(w);
-        if (perm == null) {
-            // interleaved Q4_0: every batch through the integer kernel, 16 rows per pass (from
-            // cache after the first token it is as fast as the float tiles, and exact)
-            xq.pair(nTokens);
-        } else if (nTokens > EXACT_BATCH) {
+        // interleaved Q4_0: every batch through the integer kernel, 16 rows per pass (from cache
+        // after the first token it is as fast as the float tiles, and exact)
+        boolean integer = nTokens <= EXACT_BATCH || (w.interleaved() && w.type() == GgmlType.Q4_0);
+        if (integer && w.interleaved()) {
+            xq.interleaved(w.type(), nTokens);
+        } else if (!integer) {
             // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
             // the packed element order, against rows dequantized in that order
             x = xq.dequantizePermuted(perm, nTokens);
@@ -320,7 +323,7 @@ public final class PanamaKernels implements CpuKernels {
         boolean same = m <= 16 && (!swiglu || (m == 2 && ws[0].rows() == ws[1].rows()));
         for (int i = 0; i < m && same; i++) {
             same = ws[i].type() == type && ws[i].cols() == ws[0].cols()
-                    && (isPacked ? packed[i] != null && packed[i].interleaved() == packed[0].interleaved()
+                    && (isPacked ? packed[i] != null && packed[i].interleave == packed[0].interleave
                             : packed == null || packed[i] == null);
         }
         if (!same || (type.isQuantized() && !int8)) {
@@ -351,7 +354,7 @@ public final class PanamaKernels implements CpuKernels {
             xq = q8.get();
             xq.quantize(type, x, xOffset, cols, cols, 1);
             if (isPacked && packed[0].interleaved()) {
-                xq.pair(1);
+                xq.interleaved(type, 1);
             } else if (isPacked) {
                 xq.permute(PackedMatrix.permutation(type), 1);
             }
@@ -404,8 +407,8 @@ public final class PanamaKernels implements CpuKernels {
             }
             this.total = t;
             int c = Math.max(1, (t + 8 * threads - 1) / (8 * threads));
-            // interleaved rows go 16 at a time (every matrix's rows are whole groups, so are the chunks)
-            this.chunk = ps != null && ps[0].interleaved() ? roundUp(c, PackedMatrix.INTERLEAVE) : c;
+            // interleaved rows go a group at a time (every matrix's rows are whole groups, so are the chunks)
+            this.chunk = ps != null ? roundUp(c, ps[0].interleave) : c;
             next.set(0);
             return this;
         }
@@ -464,11 +467,11 @@ public final class PanamaKernels implements CpuKernels {
     private static void matmulRowsPacked(PackedMatrix w, Q8Activations xq, float[] out, int outOffset, int outStride,
             int nTokens, int r0, int r1) {
         if (w.interleaved()) {
-            int g16 = PackedMatrix.INTERLEAVE;
-            for (int g = r0 / g16; g < r1 / g16; g++) {
-                // a group's 16 rows stay in L1/L2 while every token passes
+            int il = w.interleave;
+            for (int g = r0 / il; g < r1 / il; g++) {
+                // a group's rows stay in L1/L2 while every token passes
                 for (int t = 0; t < nTokens; t++) {
-                    PackedDot.group(w, g, xq, t, out, outOffset + t * outStride + g16 * g);
+                    PackedDot.group(w, g, xq, t, out, outOffset + t * outStride + il * g);
                 }
             }
             return;
@@ -682,7 +685,7 @@ public final class PanamaKernels implements CpuKernels {
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
             // Interleaved rows are computed 16 at a time.
-            this.chunk = p != null && p.interleaved() ? roundUp(c, PackedMatrix.INTERLEAVE)
+            this.chunk = p != null && xq != null ? roundUp(c, p.interleave)
                     : nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
             next.set(0);
             return this;

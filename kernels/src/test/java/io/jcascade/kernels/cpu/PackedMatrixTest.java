@@ -47,12 +47,22 @@ class PackedMatrixTest {
 
     static Stream<Arguments> cases() {
         List<Arguments> cases = new ArrayList<>();
-        for (GgmlType type : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K}) {
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q8_0}) {
             // Q4_0: 16-block scale vectors plus tails of 4, 8, 12 blocks
-            int[] cols = type == GgmlType.Q4_0 ? new int[] {512, 1024 + 512, 4096} : new int[] {256, 768, 4096 + 256};
+            int[] cols = switch (type) {
+                case Q4_0 -> new int[] {512, 1024 + 512, 4096};
+                case Q8_0 -> new int[] {32, 512 + 96, 2048};
+                default -> new int[] {256, 768, 4096 + 256};
+            };
             for (int c : cols) {
-                // Q4_0 is packed only for matrices of 8k rows (llama.cpp's repacked order)
-                for (int r : type == GgmlType.Q4_0 ? new int[] {8, 16, 24, 48, 256} : new int[] {1, 17, 257}) {
+                // Q4_0 is packed only for matrices of 8k rows (llama.cpp's repacked order): 16k rows
+                // interleaved, others row by row; Q8_0 in pairs of rows
+                int[] rowCounts = switch (type) {
+                    case Q4_0 -> new int[] {8, 16, 24, 48, 256};
+                    case Q8_0 -> new int[] {2, 16, 34};
+                    default -> new int[] {1, 17, 257};
+                };
+                for (int r : rowCounts) {
                     for (int t : new int[] {1, 3, 5, 20}) { // 20: past EXACT_BATCH, the float tiles
                         cases.add(Arguments.of(type, c, r, t));
                     }
@@ -64,11 +74,12 @@ class PackedMatrixTest {
 
     @Test
     void permutationsAreBijections() {
-        for (GgmlType type : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K}) {
-            int[] p = PackedMatrix.permutation(type).clone();
+        for (int[] perm : new int[][] {PackedMatrix.PERM_Q4_0, PackedMatrix.PERM_Q4_K, PackedMatrix.PERM_Q6_K,
+                PackedMatrix.PERM_Q8_0}) {
+            int[] p = perm.clone();
             Arrays.sort(p);
             for (int i = 0; i < p.length; i++) {
-                assertThat(p[i]).as("%s", type).isEqualTo(i);
+                assertThat(p[i]).as("permutation of %d", p.length).isEqualTo(i);
             }
         }
     }
@@ -182,6 +193,10 @@ class PackedMatrixTest {
                     Arrays.fill(bytes, o + 192, o + 208, (byte) -128);
                     putF16(bytes, o + 208, 0.001f);
                 }
+                case Q8_0 -> {
+                    putF16(bytes, o, 0.01f);
+                    Arrays.fill(bytes, o + 2, o + 34, (byte) -128); // outside the quantizer's -127..127
+                }
                 default -> throw new IllegalArgumentException();
             }
         }
@@ -200,7 +215,7 @@ class PackedMatrixTest {
     }
 
     static Stream<GgmlType> extremeTypes() {
-        return Stream.of(GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K);
+        return Stream.of(GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q8_0);
     }
 
     private static void putF16(byte[] b, int o, float v) {
@@ -217,7 +232,7 @@ class PackedMatrixTest {
             try (CpuBackend cpu = new CpuBackend(new PanamaKernels(2, true))) {
                 Backend.Weight bw = cpu.weight(w);
                 CpuBackend.CpuWeight cw = (CpuBackend.CpuWeight) bw;
-                boolean expectPacked = Int8Dot.WIDE && type != GgmlType.Q8_0
+                boolean expectPacked = Int8Dot.WIDE && PackedMatrix.supports(type, cols)
                         && !"false".equalsIgnoreCase(System.getProperty("jcascade.repack", "true"));
                 assertThat(cw.packed != null).as("%s packed", type).isEqualTo(expectPacked);
                 Backend.Tensor xt = cpu.tensor(cols), yt = cpu.tensor(rows), e = cpu.tensor(2 * cols);
@@ -293,6 +308,8 @@ class PackedMatrixTest {
                 cases.add(Arguments.of(GgmlType.Q4_0, GgmlType.Q4_0, pack, swiglu));
             }
             cases.add(Arguments.of(GgmlType.Q8_0, GgmlType.Q8_0, false, swiglu));
+            cases.add(Arguments.of(GgmlType.Q8_0, GgmlType.Q8_0, true, swiglu));
+            cases.add(Arguments.of(GgmlType.Q8_0, GgmlType.Q4_0, true, swiglu));
             cases.add(Arguments.of(GgmlType.F16, GgmlType.F16, false, swiglu));
             cases.add(Arguments.of(GgmlType.F32, GgmlType.BF16, false, swiglu));
         }
