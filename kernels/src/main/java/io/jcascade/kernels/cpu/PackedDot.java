@@ -81,12 +81,12 @@ final class PackedDot {
      */
     static void group(PackedMatrix p, int g, Q8Activations a, int t, float[] out, int o) {
         int n = p.cols;
+        long go = (long) g * p.interleave * p.rowBytes; // a group's rows are one stream
         if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
-            groupQ8_0x2(p.data, g * 2L * p.rowBytes, n / 32, a.dup, t * 2 * n, a.d, t * (n / 32), out, o);
-            return;
+            groupQ8_0x2(p.data, go, n / 32, a.dup, t * 2 * n, a.d, t * (n / 32), out, o);
+        } else {
+            groupQ4_0x16(p.data, go, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32), out, o);
         }
-        groupQ4_0x16(p.data, g * PackedMatrix.INTERLEAVE * p.rowBytes, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32),
-                out, o);
     }
 
     /** Dot product of row {@code r} of {@code p} with token {@code t} of {@code a}, permuted for {@code p}'s type. */
@@ -206,7 +206,11 @@ final class PackedDot {
     private static final VectorMask<Float> HIGH_8 = VectorMask.fromLong(F512, 0xFF00L);
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
 
-    /** 32 Q8_0 weight quants at {@code at} as 32 short lanes. */
+    /**
+     * 32 Q8_0 weight quants at {@code at} as 32 short lanes. Int8Dot.q8w's twin, kept here on
+     * purpose: a vector-returning helper of another class that C2 does not inline boxes its
+     * vectors (see PanamaKernels.reduce4x8).
+     */
     private static ShortVector q8(MemorySegment seg, long at) {
         return (ShortVector) ByteVector.fromMemorySegment(B256, seg, at, LE).convertShape(VectorOperators.B2S, S512, 0);
     }
@@ -363,13 +367,13 @@ final class PackedDot {
         MemorySegment seg = p.data;
         long off = r * p.rowBytes;
         int n = p.cols;
-        if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
-            dequantQ8_0x2(seg, (r / 2) * 2L * p.rowBytes, r % 2, n, out, oo);
-            return;
-        }
         if (p.interleaved()) {
-            dequantQ4_0x16(seg, (r / PackedMatrix.INTERLEAVE) * PackedMatrix.INTERLEAVE * p.rowBytes,
-                    r % PackedMatrix.INTERLEAVE, n, out, oo);
+            long go = (long) (r / p.interleave) * p.interleave * p.rowBytes;
+            if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
+                dequantQ8_0x2(seg, go, r % p.interleave, n, out, oo);
+            } else {
+                dequantQ4_0x16(seg, go, r % p.interleave, n, out, oo);
+            }
             return;
         }
         switch (p.type) {

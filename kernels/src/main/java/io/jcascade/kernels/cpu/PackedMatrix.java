@@ -108,7 +108,6 @@ public final class PackedMatrix {
     /** Rows of a Q8_0 group: two rows' ggml lanes (8 each) fill one 512-bit vector. */
     static final int INTERLEAVE_Q8_0 = 2;
 
-
     private PackedMatrix(GgmlType type, int rows, int cols, long rowBytes, int interleave, MemorySegment data) {
         this.type = type;
         this.rows = rows;
@@ -166,7 +165,11 @@ public final class PackedMatrix {
         };
     }
 
-    /** The element order of {@code p}'s layout (see {@link #permutation(GgmlType)}); null where it is the natural one. */
+    /**
+     * The element order of {@code p}'s layout, per group of its length (see
+     * {@link #permutation(GgmlType)}): for interleaved Q8_0 the order its float path's rows are
+     * dequantized in, for interleaved Q4_0 the natural order.
+     */
     static int[] permutation(PackedMatrix p) {
         if (!p.interleaved()) {
             return permutation(p.type);

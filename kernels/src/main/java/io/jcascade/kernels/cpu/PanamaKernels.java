@@ -684,7 +684,7 @@ public final class PanamaKernels implements CpuKernels {
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
-            // Interleaved rows are computed 16 at a time.
+            // Interleaved rows are computed a group at a time on the integer path.
             this.chunk = p != null && xq != null ? roundUp(c, p.interleave)
                     : nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
             next.set(0);
