@@ -83,7 +83,7 @@ final class PackedDot {
         int n = p.cols;
         long go = (long) g * p.interleave * p.rowBytes; // a group's rows are one stream
         if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
-            groupQ8_0x2(p.data, go, n / 32, a.dup, t * 2 * n, a.d, t * (n / 32), out, o);
+            groupQ8_0x2(p.data, go, n / 32, a.q8Halves, t * n, a.d, t * (n / 32), out, o);
         } else {
             groupQ4_0x16(p.data, go, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32), out, o);
         }
@@ -215,28 +215,29 @@ final class PackedDot {
         return (ShortVector) ByteVector.fromMemorySegment(B256, seg, at, LE).convertShape(VectorOperators.B2S, S512, 0);
     }
 
-    /** 32 activation quants at {@code dup[y ..)} as 32 short lanes. */
-    private static ShortVector act8(byte[] dup, int y) {
-        return (ShortVector) ByteVector.fromArray(B256, dup, y).convertShape(VectorOperators.B2S, S512, 0);
+    /** 32 activation quants at {@code q[y ..)} as 32 short lanes. */
+    private static ShortVector act8(byte[] q, int y) {
+        return (ShortVector) ByteVector.fromArray(B256, q, y).convertShape(VectorOperators.B2S, S512, 0);
     }
 
     /**
      * Interleaved Q8_0 ({@link PackedMatrix}): two rows at once, float lanes 0..7 ggml's 8 lanes of
      * the first row, 8..15 of the second. Per block: each 32-byte half widened to shorts, times the
-     * activations laid out to match ({@link Q8Activations#duplicate}), pair-summed into ints
+     * activations' half of the block in both halves of a vector ({@link Q8Activations#halves}, copied
+     * in registers by one permute), pair-summed into ints
      * (products <= 128 * 127, pair sums < 2^15) and the two halves added: int lane l holds elements
      * 4l .. 4l+3 of its row, as ggml's {@code mul_sum_i8_pairs_float}; then one multiply-add with
      * {@code f16(d_w) * d_x} per row's lanes and ggml's {@code hsum_float_8} per row at the end: bit
      * for bit {@code ggml_vec_dot_q8_0_q8_0} on each row.
      */
-    static void groupQ8_0x2(MemorySegment seg, long go, int nb, byte[] dup, int yb, float[] d, int db, float[] out,
+    static void groupQ8_0x2(MemorySegment seg, long go, int nb, byte[] q, int yb, float[] d, int db, float[] out,
             int o) {
         FloatVector acc = FloatVector.zero(F512);
         for (int b = 0; b < nb; b++) {
             long unit = go + 68L * b;
-            int y = yb + 64 * b;
-            IntVector s = pairSum(q8(seg, unit).mul(act8(dup, y)))
-                    .add(pairSum(q8(seg, unit + 32).mul(act8(dup, y + 32))));
+            ShortVector x = act8(q, yb + 32 * b); // half 0 in lanes 0..15, half 1 in 16..31
+            IntVector s = pairSum(q8(seg, unit).mul(x.rearrange(HALF_0)))
+                    .add(pairSum(q8(seg, unit + 32).mul(x.rearrange(HALF_1))));
             float dx = d[db + b];
             FloatVector scale = FloatVector.broadcast(F512, Float.float16ToFloat(seg.get(I16_LE, unit + 64)) * dx)
                     .blend(Float.float16ToFloat(seg.get(I16_LE, unit + 66)) * dx, HIGH_8);
@@ -245,6 +246,10 @@ final class PackedDot {
         out[o] = Int8Dot.hsum8((FloatVector) acc.reinterpretShape(F256, 0));
         out[o + 1] = Int8Dot.hsum8((FloatVector) acc.reinterpretShape(F256, 1));
     }
+
+    /** A block's half 0 (lanes 0..15) or half 1 (16..31) of the activations, twice over: one copy per row of a unit. */
+    private static final VectorShuffle<Short> HALF_0 = VectorShuffle.fromOp(S512, i -> i % 16);
+    private static final VectorShuffle<Short> HALF_1 = VectorShuffle.fromOp(S512, i -> 16 + i % 16);
 
     // ---------------------------------------------------------------------------------------------
     // Q4_K

@@ -49,7 +49,7 @@ import java.nio.ByteOrder;
  *     {@code 4g+2, 4g+3} of both rows, then the two fp16 scales. A 32-byte half widens to 32 short
  *     lanes; the pair sums of the two halves' products added give 16 int lanes: ggml's 8 lanes
  *     (elements 4l .. 4l+3) of each row, so one float multiply-add per block serves both rows in
- *     ggml's own lane order ({@link Q8Activations#duplicate} lays the activations out to match).
+ *     ggml's own lane order ({@link Q8Activations#halves} lays the activations out to match).
  * </ul>
  *
  * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the

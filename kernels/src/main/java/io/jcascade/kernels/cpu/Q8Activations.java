@@ -54,26 +54,23 @@ final class Q8Activations {
     int[] pairs = new int[0];
 
     /**
-     * The quants laid out for interleaved Q8_0 ({@link #duplicate}): per block of 32, 64 bytes (half
-     * the cache footprint of shorts: a 8192-column row's fit in L1 beside the streamed weights),
-     * elements {@code 4g, 4g+1} (g = 0..7) twice over, then {@code 4g+2, 4g+3} twice over, so that
-     * each 32-short half meets both rows of a unit in its lanes.
+     * The quants laid out for interleaved Q8_0 ({@link #halves}): per block of 32, 32 bytes in
+     * {@link PackedMatrix#PERM_Q8_0} order, elements {@code 4g, 4g+1} (g = 0..7), then
+     * {@code 4g+2, 4g+3}. The kernel copies each half into both halves of a vector in registers, one
+     * copy per row of a unit: a copy in memory (64 bytes a block) made an 8192-column row's
+     * activations too large for L1 beside the streamed weights (17 against 23 GB/s per core).
      */
-    byte[] dup = new byte[0];
+    byte[] q8Halves = new byte[0];
 
-    /** Fills {@link #dup} for the first {@code nTokens} tokens. */
-    void duplicate(int nTokens) {
+    /** Fills {@link #q8Halves} for the first {@code nTokens} tokens. */
+    void halves(int nTokens) {
         int total = n * nTokens;
-        if (dup.length < 2 * total) {
-            dup = new byte[2 * qs.length];
+        if (q8Halves.length < total) {
+            q8Halves = new byte[qs.length];
         }
         for (int b = 0; b < total / 32; b++) {
             for (int i = 0; i < 32; i++) {
-                byte v = (byte) qs[32 * b + PackedMatrix.PERM_Q8_0[i]];
-                // position i < 16 of the order: half 0, lane i (and 16 + i); else half 1, lane i - 16
-                int at = 64 * b + 32 * (i / 16) + i % 16;
-                dup[at] = v;
-                dup[at + 16] = v;
+                q8Halves[32 * b + i] = (byte) qs[32 * b + PackedMatrix.PERM_Q8_0[i]];
             }
         }
     }
@@ -81,7 +78,7 @@ final class Q8Activations {
     /** Lays the first {@code nTokens} tokens out for the integer kernels of an interleaved {@code type} matrix. */
     void interleaved(io.jcascade.gguf.GgmlType type, int nTokens) {
         if (type == io.jcascade.gguf.GgmlType.Q8_0) {
-            duplicate(nTokens);
+            halves(nTokens);
         } else {
             pair(nTokens);
         }
