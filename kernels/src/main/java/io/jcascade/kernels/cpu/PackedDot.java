@@ -54,6 +54,9 @@ final class PackedDot {
     private static final VectorShuffle<Float>[] Q4K_D = shuffles(F512, (q, i) -> 2 * q + i / 8);
     private static final VectorShuffle<Float>[] Q4K_M = shuffles(F512, (q, i) -> 8 + 2 * q + i / 8);
     private static final VectorShuffle<Float>[] Q6K_D = shuffles(F512, (q, i) -> 4 * q + i / 4);
+    /** Lane i from lane i ^ 1, and from lane i ^ 2: two adds sum four adjacent lanes into the first. */
+    private static final VectorShuffle<Integer> XOR_1 = VectorShuffle.fromOp(I512, i -> i ^ 1);
+    private static final VectorShuffle<Integer> XOR_2 = VectorShuffle.fromOp(I512, i -> i ^ 2);
     /** Int lanes i and i + 8 (the same ggml lane) added: lane i of the result, for i < 8. */
     private static final VectorShuffle<Integer> FOLD = VectorShuffle.fromOp(I512, i -> (i + 8) % 16);
     /** Q4_0 dequantization: lanes 0..15 of a 32-lane vector are blocks 0..7 of the group (two lanes each), 16..31 blocks 8..15. */
@@ -265,7 +268,7 @@ final class PackedDot {
             int bso) {
         int ns = n / 256;
         FloatVector acc = FloatVector.zero(F256);
-        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        FloatVector mins = FloatVector.zero(F512); // ggml's four min lanes in lanes 0, 4, 8, 12
         for (int b = 0; b < ns; b++) {
             long qo = off + 148L * b;
             int yb = y + 256 * b;
@@ -291,13 +294,13 @@ final class PackedDot {
             acc = eight(lanes).fma(FloatVector.broadcast(F256, dd), acc);
             // ggml's four min lanes: lane c += dmin * (m_2c * S_2c + m_2c+1 * S_2c+1), S_j the sum of
             // sub-block j's quants (two bsums of 16): the int products in a vector, the lanes as scalars
-            IntVector pm = pairs(sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b)), I256);
-            m0 = Math.fma(dmin, (float) (pm.lane(0) + pm.lane(1)), m0);
-            m1 = Math.fma(dmin, (float) (pm.lane(2) + pm.lane(3)), m1);
-            m2 = Math.fma(dmin, (float) (pm.lane(4) + pm.lane(5)), m2);
-            m3 = Math.fma(dmin, (float) (pm.lane(6) + pm.lane(7)), m3);
+            // (int lane i: m_{i/2} * bsum_i; lanes 4c .. 4c+3 summed into lane 4c, exact in ints)
+            IntVector pm = sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b));
+            pm = pm.add(pm.rearrange(XOR_1));
+            pm = pm.add(pm.rearrange(XOR_2));
+            mins = ((FloatVector) pm.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dmin), mins);
         }
-        return Int8Dot.hsum8(acc) + ((m0 + m2) + (m1 + m3));
+        return Int8Dot.hsum8(acc) + ((mins.lane(0) + mins.lane(8)) + (mins.lane(4) + mins.lane(12)));
     }
 
     /** Sums of adjacent int lanes (2i, 2i+1), as a vector of half the lanes ({@code to}). */
