@@ -283,7 +283,7 @@ final class PackedDot {
                 // loop, not four copies: small enough for C2 to intrinsify every vector operation)
                 ShortVector p = ShortVector.zero(S512);
                 for (int k = 0; k < 4; k++) {
-                    p = p.add(w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF).mul(act(q, ya + 32 * k)));
+                    p = p.add(nibble(w, k).mul(act(q, ya + 32 * k)));
                 }
                 lanes = lanes.add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 0)).mul(sm.rearrange(Q4K_SC[2 * l])))
                         .add(((IntVector) p.convertShape(VectorOperators.S2I, I512, 1)).mul(sm.rearrange(Q4K_SC[2 * l + 1])));
@@ -301,6 +301,11 @@ final class PackedDot {
             mins = ((FloatVector) pm.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F512, dmin), mins);
         }
         return Int8Dot.hsum8(acc) + ((mins.lane(0) + mins.lane(8)) + (mins.lane(4) + mins.lane(12)));
+    }
+
+    /** Nibble k (0..3) of each short lane, 0..15: the top one needs no mask after a logical shift. */
+    private static ShortVector nibble(ShortVector w, int k) {
+        return k == 3 ? w.lanewise(VectorOperators.LSHR, 12) : w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF);
     }
 
     /** Sums of adjacent int lanes (2i, 2i+1), as a vector of half the lanes ({@code to}). */
