@@ -37,9 +37,6 @@ final class PackedDot {
     private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
 
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I128 = IntVector.SPECIES_128;
-    private static final VectorSpecies<Float> F128 = FloatVector.SPECIES_128;
-    private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     /**
      * K-quant layouts (see {@link PackedMatrix}): in part p (0: short lanes 0..15, 1: 16..31) of
@@ -293,8 +290,8 @@ final class PackedDot {
             float dmin = -yd * Float.float16ToFloat(seg.get(I16_LE, qo + 130));
             acc = eight(lanes).fma(FloatVector.broadcast(F256, dd), acc);
             // ggml's four min lanes: lane c += dmin * (m_2c * S_2c + m_2c+1 * S_2c+1), S_j the sum of
-            // sub-block j's quants (two bsums of 16): the int products in a vector, the lanes as scalars
-            // (int lane i: m_{i/2} * bsum_i; lanes 4c .. 4c+3 summed into lane 4c, exact in ints)
+            // sub-block j's quants (two bsums of 16). Int lane i: m_{i/2} * bsum_i; lanes 4c .. 4c+3
+            // summed into lane 4c (exact in ints), so float lane 4c of mins is ggml's lane c
             IntVector pm = sm.rearrange(M_PICK).mul(IntVector.fromArray(I512, bsums, bso + 16 * b));
             pm = pm.add(pm.rearrange(XOR_1));
             pm = pm.add(pm.rearrange(XOR_2));
@@ -306,14 +303,6 @@ final class PackedDot {
     /** Nibble k (0..3) of each short lane, 0..15: the top one needs no mask after a logical shift. */
     private static ShortVector nibble(ShortVector w, int k) {
         return k == 3 ? w.lanewise(VectorOperators.LSHR, 12) : w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF);
-    }
-
-    /** Sums of adjacent int lanes (2i, 2i+1), as a vector of half the lanes ({@code to}). */
-    static IntVector pairs(IntVector v, VectorSpecies<Integer> to) {
-        jdk.incubator.vector.LongVector x = v.reinterpretAsLongs(); // little-endian: int 2i in the low half of long i
-        jdk.incubator.vector.LongVector s = x.lanewise(VectorOperators.ASHR, 32)
-                .add(x.lanewise(VectorOperators.LSHL, 32).lanewise(VectorOperators.ASHR, 32));
-        return (IntVector) s.convertShape(VectorOperators.L2I, to, 0);
     }
 
     private static int u8(MemorySegment seg, long off) {
