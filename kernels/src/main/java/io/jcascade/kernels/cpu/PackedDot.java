@@ -84,6 +84,8 @@ final class PackedDot {
         long go = (long) g * p.interleave * p.rowBytes; // a group's rows are one stream
         if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
             groupQ8_0x2(p.data, go, n / 32, a.q8Halves, t * n, a.d, t * (n / 32), out, o);
+        } else if (p.type == io.jcascade.gguf.GgmlType.Q4_K) {
+            groupQ4Kx16(p.data, go, n / 256, a.pairs, t * (n / 2), a.sums32, t * (n / 32), a.d, t * (n / 256), out, o);
         } else {
             groupQ4_0x16(p.data, go, n / 32, a.pairs, t * (n / 2), a.d, t * (n / 32), out, o);
         }
@@ -186,6 +188,8 @@ final class PackedDot {
         FloatVector acc = FloatVector.zero(F512);
         for (int b = 0; b < nb; b++) {
             long bo = go + 288L * b;
+            FloatVector scale = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, bo + 256, LE))
+                    .mul(d[db + b]);
             int pv = pb + 16 * b;
             ShortVector s = ShortVector.zero(S512);
             for (int l = 0; l < 4; l++) {
@@ -196,12 +200,89 @@ final class PackedDot {
                         .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 2])))
                         .add(w.lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 3])));
             }
-            FloatVector scale = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, bo + 256, LE))
-                    .mul(d[db + b]);
             acc = ((FloatVector) pairSum(s).convert(VectorOperators.I2F, 0)).fma(scale, acc);
         }
         acc.intoArray(out, o);
     }
+
+    /**
+     * Interleaved Q4_K ({@link PackedMatrix}): 16 rows at once, one lane per row. Per sub-block c
+     * of a super-block: the interleaved Q4_0 block product of the quants stored as {@code q - 8},
+     * pair-summed to one int lane per row, plus {@code 8 * S_c} (S_c the sum of
+     * the sub-block's activation quants) gives the exact {@code sum(q * x)}, times the row's 6-bit
+     * scale; the mins {@code m_c * S_c} likewise. Per super-block and row the two exact sums (at most
+     * 8 * 63 * 32 * 15 * 127 < 2^31) are multiplied-added once each, with {@code d * d_x} and
+     * {@code dmin * d_x}; the row's result is the difference of the two chains
+     * ({@link ScalarInt8}'s super-block order). Two passes over a per-thread scratch of ints
+     * ({@link #scaleSubBlocks}, then the super-blocks): as one method, or with the sub-block loop
+     * nested in the super-block loop, C2 ran this at about half the speed.
+     *
+     * @param pairs activation pairs, sub-block k's 16 at {@code pairs[pb + 16 k ..)}
+     * @param sums32 activation sub-block sums from {@code sums32[sb]}
+     * @param d Q8_K super-block scales from {@code d[db]}
+     */
+    static void groupQ4Kx16(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb, float[] d,
+            int db, float[] out, int o) {
+        int[] scaled = SCALED.get();
+        if (scaled.length < 256 * ns) {
+            scaled = new int[256 * ns];
+            SCALED.set(scaled);
+        }
+        scaleSubBlocks(seg, go, ns, pairs, pb, sums32, sb, scaled);
+        // pass 2, per super-block: the 8 scaled sums and the mins m_c * S_c, one multiply-add each
+        FloatVector acc = FloatVector.zero(F512);
+        FloatVector mins = FloatVector.zero(F512);
+        for (int b = 0; b < ns; b++) {
+            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
+            IntVector sum = IntVector.zero(I512);
+            IntVector min = IntVector.zero(I512);
+            for (int c = 0; c < 8; c++) {
+                sum = sum.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c)));
+                min = min.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c) + 16));
+            }
+            float dx = d[db + b];
+            FloatVector dd = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_D, LE))
+                    .mul(dx);
+            FloatVector dm = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_DMIN, LE))
+                    .mul(dx);
+            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(dd, acc);
+            mins = ((FloatVector) min.convert(VectorOperators.I2F, 0)).fma(dm, mins);
+        }
+        acc.sub(mins).intoArray(out, o);
+    }
+
+    /**
+     * Interleaved Q4_K's first pass (its own method: one method with both passes passed C2's
+     * inlining budget and boxed vectors): each sub-block's exact {@code sum(q * x)} times its
+     * scale, 16 ints to {@code scaled[32k ..)}, and its mins {@code m_c * S_c} to {@code scaled[32k + 16 ..)}.
+     */
+    private static void scaleSubBlocks(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb,
+            int[] scaled) {
+        // one flat loop over the group's sub-blocks k = 8b + c, as interleaved Q4_0's over its blocks
+        for (int k = 0; k < 8 * ns; k++) {
+            long bo = go + (long) PackedMatrix.Q4K_UNIT * (k >> 3) + PackedMatrix.Q4K_CHUNK * (k & 7);
+            int pv = pb + 16 * k;
+            ShortVector s = ShortVector.zero(S512);
+            for (int l = 0; l < 4; l++) {
+                ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
+                int pl = pv + 4 * l;
+                s = s.add(w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl])))
+                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 1])))
+                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 2])))
+                        .add(w.lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 3])));
+            }
+            int sx = sums32[sb + k];
+            // the 16 scale bytes then the 16 min bytes as 32 short lanes, each half then as 16 ints
+            ShortVector sm = (ShortVector) ByteVector.fromMemorySegment(B256, seg, bo + PackedMatrix.Q4K_SC, LE)
+                    .convertShape(VectorOperators.B2S, S512, 0);
+            pairSum(s).add(8 * sx).mul((IntVector) sm.convertShape(VectorOperators.S2I, I512, 0)).intoArray(scaled, 32 * k);
+            ((IntVector) sm.convertShape(VectorOperators.S2I, I512, 1)).mul(sx).intoArray(scaled, 32 * k + 16);
+        }
+    }
+
+    /** Interleaved Q4_K's scaled sums and mins of one group's sub-blocks (32 ints each), per thread. */
+    private static final ThreadLocal<int[]> SCALED = ThreadLocal.withInitial(() -> new int[0]);
+
 
     private static final VectorMask<Float> HIGH_8 = VectorMask.fromLong(F512, 0xFF00L);
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
@@ -373,6 +454,8 @@ final class PackedDot {
             long go = (long) (r / p.interleave) * p.interleave * p.rowBytes;
             if (p.type == io.jcascade.gguf.GgmlType.Q8_0) {
                 dequantQ8_0x2(seg, go, r % p.interleave, n, out, oo);
+            } else if (p.type == io.jcascade.gguf.GgmlType.Q4_K) {
+                dequantQ4Kx16(seg, go, r % p.interleave, n, out, oo);
             } else {
                 dequantQ4_0x16(seg, go, r % p.interleave, n, out, oo);
             }
@@ -419,9 +502,101 @@ final class PackedDot {
         }
     }
 
+    /**
+     * Row {@code row} of the interleaved Q4_K group at {@code go}, natural order: {@code q * (d * sc)
+     * - dmin * m} per element, as the file layout's dequantization rounds it.
+     */
+    private static void dequantQ4Kx16(MemorySegment seg, long go, int row, int n, float[] out, int oo) {
+        for (int b = 0; b < n / 256; b++) {
+            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
+            float d = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_D + 2L * row));
+            float dmin = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_DMIN + 2L * row));
+            for (int c = 0; c < 8; c++) {
+                long chunk = unit + (long) PackedMatrix.Q4K_CHUNK * c;
+                float ds = d * u8(seg, chunk + PackedMatrix.Q4K_SC + row);
+                float dm = dmin * u8(seg, chunk + PackedMatrix.Q4K_SC + 16 + row);
+                for (int l = 0; l < 4; l++) {
+                    // the row's shorts 2 row, 2 row + 1 of load l: elements 8l + 2k + parity, nibble k
+                    int v = seg.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE), chunk + 64L * l + 4L * row);
+                    for (int k = 0; k < 4; k++) {
+                        int e = oo + 256 * b + 32 * c + 8 * l + 2 * k;
+                        out[e] = ((((v >> (4 * k)) & 0xF) ^ 8) * ds) - dm;
+                        out[e + 1] = ((((v >> (16 + 4 * k)) & 0xF) ^ 8) * ds) - dm;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The 16 rows of interleaved Q4_K group {@code g} as floats, row i at {@code out[oo + i * cols ..)}
+     * in the natural order, each value as {@link #dequantQ4Kx16} (and the file layout) rounds it: per
+     * nibble of a load, the 16 rows' two elements in 32 lanes, scaled, scattered to their rows.
+     */
+    static void dequantizeGroupQ4K(PackedMatrix p, int g, float[] out, int oo) {
+        int n = p.cols;
+        long go = (long) g * p.interleave * p.rowBytes;
+        int[] map = GROUP_MAP.get();
+        for (int j = 0; j < 16; j++) { // float lane j of a half: row j / 2 (+ 8), element parity j % 2
+            map[j] = (j / 2) * n + j % 2;
+            map[16 + j] = (8 + j / 2) * n + j % 2;
+        }
+        float[] f = GROUP_SCALES.get();
+        for (int b = 0; b < n / 256; b++) {
+            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
+            groupScalesQ4K(p.data, unit, f);
+            // (the scales in a method of their own: in one method C2 ran out of inlining budget
+            // and boxed the vectors)
+            for (int c = 0; c < 8; c++) {
+                FloatVector dsLo = FloatVector.fromArray(F512, f, 64 * c), dsHi = FloatVector.fromArray(F512, f, 64 * c + 16);
+                FloatVector dmLo = FloatVector.fromArray(F512, f, 64 * c + 32), dmHi = FloatVector.fromArray(F512, f, 64 * c + 48);
+                long chunk = unit + (long) PackedMatrix.Q4K_CHUNK * c;
+                for (int l = 0; l < 4; l++) {
+                    ShortVector w = ShortVector.fromMemorySegment(S512, p.data, chunk + 64 * l, LE);
+                    for (int k = 0; k < 4; k++) {
+                        // stored q ^ 8: the nibble back to q (0..15)
+                        ShortVector v = w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF).lanewise(VectorOperators.XOR, (short) 8);
+                        int e = oo + 256 * b + 32 * c + 8 * l + 2 * k;
+                        ((FloatVector) v.convertShape(VectorOperators.S2I, I512, 0).convert(VectorOperators.I2F, 0))
+                                .mul(dsLo).sub(dmLo).intoArray(out, e, map, 0);
+                        ((FloatVector) v.convertShape(VectorOperators.S2I, I512, 1).convert(VectorOperators.I2F, 0))
+                                .mul(dsHi).sub(dmHi).intoArray(out, e, map, 16);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Per sub-block c of the unit at {@code unit}: {@code d * sc} and {@code dmin * m} of the 16
+     * rows, each row's twice in a row (the lanes of a load's 32 shorts), rows 0..7 then 8..15:
+     * {@code f[64c ..)} d*sc low, high, {@code f[64c + 32 ..)} dmin*m low, high.
+     */
+    private static void groupScalesQ4K(MemorySegment seg, long unit, float[] f) {
+        // scalar: as vectors (halfToFloat, rearranges) C2 compiled this into its slowest part
+        for (int r = 0; r < 16; r++) {
+            float d = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_D + 2L * r));
+            float dmin = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_DMIN + 2L * r));
+            for (int c = 0; c < 8; c++) {
+                long sc = unit + (long) PackedMatrix.Q4K_CHUNK * c + PackedMatrix.Q4K_SC;
+                float ds = d * u8(seg, sc + r), dm = dmin * u8(seg, sc + 16 + r);
+                int at = 64 * c + 2 * r; // lanes 2r, 2r + 1 of the low half are row r's, of the high half row 8 + r's
+                f[at] = ds;
+                f[at + 1] = ds;
+                f[at + 32] = dm;
+                f[at + 33] = dm;
+            }
+        }
+    }
+
+    private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[512]);
+
+    /** Scatter offsets of {@link #dequantizeGroupQ4K}'s two halves. */
+    private static final ThreadLocal<int[]> GROUP_MAP = ThreadLocal.withInitial(() -> new int[32]);
+
     /** Row {@code r} of {@code p} as floats in the natural element order. */
     static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {
-        if (p.interleaved() && p.type == io.jcascade.gguf.GgmlType.Q4_0) { // natural order already
+        if (p.interleaved() && p.type != io.jcascade.gguf.GgmlType.Q8_0) { // natural order already
             dequantizePacked(p, r, out, oo);
             return;
         }

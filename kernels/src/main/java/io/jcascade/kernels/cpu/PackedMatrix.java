@@ -43,6 +43,17 @@ import java.nio.ByteOrder;
  *     multiply-add per block, in lanes: the order of llama.cpp's repacked Q4_0 (one chain per row,
  *     block after block) with no scalar chain. Elements keep their natural order, so the
  *     activations need no permutation, only pairing ({@link Q8Activations#pair}).
+ * <li><b>Q4_K, 16 rows interleaved</b> (row counts that divide by 16): rows {@code 16G .. 16G+15}
+ *     are one stream of 2368-byte units (148 bytes a row, as the row layout), unit b holding
+ *     super-block b of all 16 rows: for each sub-block c of 32 elements a 288-byte chunk, laid
+ *     out as an interleaved Q4_0 unit: 256 bytes of quants as interleaved Q4_0's, {@code (q - 8) & 0xF}
+ *     (so the short sums stay within Q4_0's bounds; the kernel adds back {@code 8 * sum(x)}), then
+ *     the 16 rows' 6-bit scales and their 6-bit mins, a byte each; after the 8 chunks the 16 fp16
+ *     {@code d} and the 16 fp16
+ *     {@code dmin}. Each row's super-block sums exactly to one
+ *     int lane, multiplied-added once with {@code d * d_x} (and the mins with {@code dmin * d_x}):
+ *     a float order of its own, not ggml's 8 lanes ({@link ScalarInt8#row(io.jcascade.kernels.WeightMatrix,
+ *     int, int[], float[], boolean)}), for a third of the vector work of the row layout.
  * <li><b>Q8_0, 2 rows interleaved</b> (even row counts): rows {@code 2G, 2G+1} are one stream
  *     of 68-byte units, unit b holding block b of both rows: bytes 0..31 are elements
  *     {@code 4g, 4g+1} (g = 0..7) of row 2G then the same of row 2G+1, bytes 32..63 elements
@@ -99,7 +110,7 @@ public final class PackedMatrix {
     final int rows;
     final int cols;
     final long rowBytes;
-    /** Rows interleaved per group: 16 for Q4_0, 2 for Q8_0 (where the row count allows), else 1. */
+    /** Rows interleaved per group: 16 for Q4_0 and Q4_K, 2 for Q8_0 (where the row count allows), else 1. */
     final int interleave;
     final MemorySegment data;
 
@@ -123,9 +134,11 @@ public final class PackedMatrix {
     }
 
     /**
-     * Rows per interleaved group for a matrix of {@code type} with {@code rows} rows: Q4_0 16, Q8_0
-     * 2, when the rows make whole groups; else 1. The system property {@code jcascade.interleave}
-     * = {@code false} keeps Q4_0 row by row (and Q8_0 in the file layout), for comparisons.
+     * Rows per interleaved group for a matrix of {@code type} with {@code rows} rows: Q4_0 and Q4_K
+     * 16, Q8_0 2, when the rows make whole groups; else 1. The system property
+     * {@code jcascade.interleave} = {@code false} keeps Q4_0 row by row (and Q8_0 in the file
+     * layout), for comparisons; {@code jcascade.interleave.q4k} = {@code false} keeps Q4_K row by
+     * row only, in ggml's float order (bit for bit llama.cpp's AVX2 kernel).
      */
     static int interleaveFor(GgmlType type, int rows) {
         if ("false".equalsIgnoreCase(System.getProperty("jcascade.interleave", "true"))) {
@@ -133,6 +146,8 @@ public final class PackedMatrix {
         }
         return switch (type) {
             case Q4_0 -> rows % INTERLEAVE == 0 ? INTERLEAVE : 1;
+            case Q4_K -> rows % INTERLEAVE == 0
+                    && !"false".equalsIgnoreCase(System.getProperty("jcascade.interleave.q4k", "true")) ? INTERLEAVE : 1;
             case Q8_0 -> rows % INTERLEAVE_Q8_0 == 0 ? INTERLEAVE_Q8_0 : 1;
             default -> 1;
         };
@@ -168,7 +183,7 @@ public final class PackedMatrix {
     /**
      * The element order of {@code p}'s layout, per group of its length (see
      * {@link #permutation(GgmlType)}): for interleaved Q8_0 the order its float path's rows are
-     * dequantized in, for interleaved Q4_0 the natural order.
+     * dequantized in, for interleaved Q4_0 and Q4_K the natural order.
      */
     static int[] permutation(PackedMatrix p) {
         if (!p.interleaved()) {
@@ -213,6 +228,8 @@ public final class PackedMatrix {
             for (int g = r0 / il; g < r1 / il; g++) {
                 if (p.type == GgmlType.Q8_0) {
                     packQ8_0x2(w.data(), il * g * src, src, p.data, il * g * p.rowBytes, p.cols);
+                } else if (p.type == GgmlType.Q4_K) {
+                    packQ4Kx16(w.data(), il * g * src, src, p.data, il * g * p.rowBytes, p.cols, s);
                 } else {
                     packQ4_0x16(w.data(), il * g * src, src, p.data, il * g * p.rowBytes, p.cols, s);
                 }
@@ -307,6 +324,46 @@ public final class PackedMatrix {
                 out.set(I16_LE, unit + 256 + 2L * row, in.get(I16_LE, bo));
             }
             putShorts(out, unit, s, 128);
+        }
+    }
+
+    /** Bytes of an interleaved Q4_K unit: 16 rows' super-blocks. */
+    static final int Q4K_UNIT = 2368;
+    /**
+     * An interleaved Q4_K unit: per sub-block c, a 288-byte chunk at {@code 288c} (256 bytes of
+     * quants, the 16 rows' scale bytes at {@code Q4K_SC}, their min bytes after them); then the 16
+     * fp16 d at {@code Q4K_D} and the 16 fp16 dmin at {@code Q4K_DMIN}.
+     */
+    static final int Q4K_CHUNK = 288, Q4K_SC = 256, Q4K_D = 2304, Q4K_DMIN = 2336;
+
+    /**
+     * Rows {@code 16G .. 16G+15} (file rows at {@code io}, {@code src} bytes apart) into the
+     * interleaved Q4_K layout at {@code oo}: per super-block, per sub-block the 16 rows' quants as
+     * an interleaved Q4_0 block, then the scales, mins, d and dmin of the 16 rows.
+     */
+    private static void packQ4Kx16(MemorySegment in, long io, long src, MemorySegment out, long oo, int n, short[] s) {
+        for (int b = 0; b < n / 256; b++) {
+            long unit = oo + (long) Q4K_UNIT * b;
+            for (int c = 0; c < 8; c++) {
+                java.util.Arrays.fill(s, 0, 128, (short) 0);
+                for (int row = 0; row < INTERLEAVE; row++) {
+                    long bo = io + row * src + 144L * b;
+                    for (int e = 0; e < 32; e++) {
+                        // file: sub-blocks 2j, 2j+1 are the low and high nibbles of bytes 32j .. 32j+31
+                        int v = (u8(in, bo + 16 + 32 * (c / 2) + e) >> (4 * (c % 2))) & 0xF;
+                        int vk = e / 2, load = vk / 4, k = vk % 4, j = 2 * row + e % 2;
+                        s[32 * load + j] |= (short) ((v ^ 8) << (4 * k)); // (q - 8) as signed 4 bits
+                    }
+                    out.set(ValueLayout.JAVA_BYTE, unit + Q4K_CHUNK * c + Q4K_SC + row, (byte) Int8Dot.kScale(in, bo + 4, c));
+                    out.set(ValueLayout.JAVA_BYTE, unit + Q4K_CHUNK * c + Q4K_SC + 16 + row, (byte) Int8Dot.kMin(in, bo + 4, c));
+                }
+                putShorts(out, unit + (long) Q4K_CHUNK * c, s, 128);
+            }
+            for (int row = 0; row < INTERLEAVE; row++) {
+                long bo = io + row * src + 144L * b;
+                out.set(I16_LE, unit + Q4K_D + 2L * row, in.get(I16_LE, bo));
+                out.set(I16_LE, unit + Q4K_DMIN + 2L * row, in.get(I16_LE, bo + 2));
+            }
         }
     }
 

@@ -297,8 +297,8 @@ public final class PanamaKernels implements CpuKernels {
             return;
         }
         float[] s = inlineScratch.get();
-        if (s == null || s.length < 4 * cols) {
-            s = new float[4 * cols];
+        if (s == null || s.length < floatRows(w) * cols) {
+            s = new float[floatRows(w) * cols];
             inlineScratch.set(s);
         }
         matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
@@ -628,10 +628,47 @@ public final class PanamaKernels implements CpuKernels {
         }
     }
 
+    /**
+     * Rows of scratch the float path of {@code p} needs: 4 dequantized rows, and for interleaved
+     * Q4_K the whole group of 16 besides (a row alone gathers 4 bytes from each 64).
+     */
+    private static int floatRows(PackedMatrix p) {
+        return groupDequantized(p) ? 4 + PackedMatrix.INTERLEAVE : 4;
+    }
+
+    private static boolean groupDequantized(PackedMatrix p) {
+        return p.interleaved() && p.type() == GgmlType.Q4_K;
+    }
+
     /** As the prompt-batch part of {@link #matmulRows}, for packed rows dequantized in packed order. */
     private static void matmulRowsPackedFloat(PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
             int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
         int cols = p.cols();
+        if (groupDequantized(p)) {
+            // row ranges are whole groups: each group dequantized once for all the tokens (16 rows
+            // of floats stay in L2; per token block, as below, the dequantization cost as much as
+            // the products), then four rows at a time to row[0 ..) against every token block
+            for (int g = r0 / PackedMatrix.INTERLEAVE; g < r1 / PackedMatrix.INTERLEAVE; g++) {
+                PackedDot.dequantizeGroupQ4K(p, g, row, 4 * cols);
+                for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
+                    int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
+                    for (int q = 0; q < PackedMatrix.INTERLEAVE; q += 4) {
+                        int r = PackedMatrix.INTERLEAVE * g + q;
+                        System.arraycopy(row, (4 + q) * cols, row, 0, 4 * cols);
+                        int t = t0;
+                        for (; t + 4 <= t1; t += 4) {
+                            tile4x4(row, cols, x, xOffset + t * xStride, xStride, out, outOffset + t * outStride + r,
+                                    outStride);
+                        }
+                        for (; t < t1; t++) {
+                            dot4(x, xOffset + t * xStride, cols, row, 0, cols, 2 * cols, 3 * cols, out,
+                                    outOffset + t * outStride + r, 1);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
             int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
             int r = r0;
@@ -686,7 +723,7 @@ public final class PanamaKernels implements CpuKernels {
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
             // Interleaved rows are computed a group at a time on the integer path.
             this.chunk = p != null && xq != null ? roundUp(c, p.interleave)
-                    : nTokens > 1 && xq == null ? (c + 3) & ~3 : c;
+                    : nTokens > 1 && xq == null ? roundUp((c + 3) & ~3, p != null ? p.interleave : 1) : c;
             next.set(0);
             return this;
         }
@@ -713,7 +750,7 @@ public final class PanamaKernels implements CpuKernels {
                 return;
             }
             int cols = p != null ? p.cols() : w.cols();
-            float[] row = nTokens > 1 || p != null ? scratchFor(participant, 4 * cols) : null;
+            float[] row = nTokens > 1 || p != null ? scratchFor(participant, (p != null ? floatRows(p) : 4) * cols) : null;
             int r0;
             while ((r0 = next.getAndAdd(chunk)) < rows) {
                 matmulRows(w, p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0,

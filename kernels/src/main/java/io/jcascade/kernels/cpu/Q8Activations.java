@@ -75,12 +75,27 @@ final class Q8Activations {
         }
     }
 
+    /**
+     * Sums of the Q8_K quants of each sub-block of 32 ({@link #sums32}): {@code sums32[t*(n/32) + c]
+     * = bsums[2c] + bsums[2c+1]} of token t, which interleaved Q4_K's mins multiply.
+     */
+    int[] sums32 = new int[0];
+
     /** Lays the first {@code nTokens} tokens out for the integer kernels of an interleaved {@code type} matrix. */
-    void interleaved(io.jcascade.gguf.GgmlType type, int nTokens) {
-        if (type == io.jcascade.gguf.GgmlType.Q8_0) {
+    void interleaved(GgmlType type, int nTokens) {
+        if (type == GgmlType.Q8_0) {
             halves(nTokens);
-        } else {
-            pair(nTokens);
+            return;
+        }
+        pair(nTokens);
+        if (type == GgmlType.Q4_K) {
+            int total = n * nTokens / 32;
+            if (sums32.length < total) {
+                sums32 = new int[qs.length / 32];
+            }
+            for (int i = 0; i < total; i++) {
+                sums32[i] = bsums[2 * i] + bsums[2 * i + 1];
+            }
         }
     }
 

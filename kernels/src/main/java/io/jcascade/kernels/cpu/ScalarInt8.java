@@ -29,6 +29,15 @@ final class ScalarInt8 {
 
     static void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
             int nTokens) {
+        matmul(w, x, xOffset, xStride, out, outOffset, outStride, nTokens, false);
+    }
+
+    /**
+     * As {@link #matmul(WeightMatrix, float[], int, int, float[], int, int, int)}, with Q4_K rows
+     * summed in the super-block order of interleaved Q4_K when {@code superBlockOrder} ({@link #row}).
+     */
+    static void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset, int outStride,
+            int nTokens, boolean superBlockOrder) {
         GgmlType type = w.type();
         int n = w.cols();
         boolean k = type.blockSize() == 256;
@@ -41,7 +50,7 @@ final class ScalarInt8 {
                 quantizeQ8_0(x, xOffset + t * xStride, n, q, d);
             }
             for (int r = 0; r < w.rows(); r++) {
-                out[outOffset + t * outStride + r] = row(w, r, q, d);
+                out[outOffset + t * outStride + r] = row(w, r, q, d, superBlockOrder);
             }
         }
     }
@@ -55,14 +64,21 @@ final class ScalarInt8 {
      * {@code ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7))}. Q4_0 matrices whose row count is a
      * multiple of 8 are repacked by llama.cpp (8 rows interleaved) and summed per block instead:
      * {@code acc = fma(sum of the block's 32 products, d_w * d_x, acc)}.
+     *
+     * <p>With {@code superBlockOrder}, Q4_K rows are summed as jcascade's interleaved Q4_K layout
+     * sums them (its own order, not llama.cpp's): per super-block the exact integer sums
+     * {@code S = sum(sc_i * q * x)} and {@code M = sum(m_i * x)}, then
+     * {@code acc = fma(S, d_w * d_x, acc)} and {@code accMin = fma(M, dmin_w * d_x, accMin)}, and
+     * the row is {@code acc - accMin}.
      */
-    static float row(WeightMatrix w, int r, int[] q, float[] d) {
+    static float row(WeightMatrix w, int r, int[] q, float[] d, boolean superBlockOrder) {
         GgmlType type = w.type();
         int n = w.cols();
         MemorySegment seg = w.data();
         long base = r * type.rowBytes(n);
         float[] acc = new float[8];
-        float tail = 0; // Q5_K's running min term; repacked Q4_0's sum
+        float tail = 0; // Q5_K's running min term; repacked Q4_0's sum; super-block order Q4_K's sum
+        float minTail = 0; // super-block order Q4_K's mins
         float[] minLanes = new float[4]; // Q4_K: lane k accumulates the mins of sub-blocks 2k, 2k+1
         boolean repackedQ4_0 = type == GgmlType.Q4_0 && w.rows() % 8 == 0;
         for (int b = 0; b < n / type.blockSize(); b++) {
@@ -118,6 +134,16 @@ final class ScalarInt8 {
                         lanes[(e % 32) / 4] += ScalarKernels.kScale(seg, bo + 4, i) * v * q[256 * b + e];
                         mins[i / 2] += ScalarKernels.kMin(seg, bo + 4, i) * q[256 * b + e];
                     }
+                    if (superBlockOrder && !five) {
+                        int sum = 0;
+                        for (int l = 0; l < 8; l++) {
+                            sum += lanes[l];
+                        }
+                        tail = Math.fma((float) sum, f16(seg, bo) * d[b], tail);
+                        minTail = Math.fma((float) (mins[0] + mins[1] + mins[2] + mins[3]), f16(seg, bo + 2) * d[b],
+                                minTail);
+                        continue;
+                    }
                     float dmin = -d[b] * f16(seg, bo + 2);
                     if (five) {
                         tail = Math.fma(dmin, (float) (mins[0] + mins[1] + mins[2] + mins[3]), tail);
@@ -143,6 +169,9 @@ final class ScalarInt8 {
         }
         if (repackedQ4_0) {
             return tail;
+        }
+        if (superBlockOrder && type == GgmlType.Q4_K) {
+            return tail - minTail;
         }
         if (type == GgmlType.Q4_K) {
             tail = (minLanes[0] + minLanes[2]) + (minLanes[1] + minLanes[3]);

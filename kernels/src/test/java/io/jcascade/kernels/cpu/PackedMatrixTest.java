@@ -60,6 +60,7 @@ class PackedMatrixTest {
                 int[] rowCounts = switch (type) {
                     case Q4_0 -> new int[] {8, 16, 24, 48, 256};
                     case Q8_0 -> new int[] {2, 16, 34};
+                    case Q4_K -> new int[] {1, 16, 17, 48}; // 16k rows interleaved
                     default -> new int[] {1, 17, 257};
                 };
                 for (int r : rowCounts) {
@@ -116,13 +117,20 @@ class PackedMatrixTest {
         int xOffset = 3, xStride = cols + 1, outOffset = 2, outStride = rows + 1;
         float[] x = TestMatrices.randomVector(xOffset + nTokens * xStride, seed + 1);
         int outLen = outOffset + nTokens * outStride;
+        PackedMatrix p = PackedMatrix.pack(w);
+        assertThat(p.interleaved()).as("interleaved").isEqualTo(switch (type) {
+            case Q4_0, Q4_K -> rows % 16 == 0;
+            case Q8_0 -> true;
+            default -> false;
+        });
         float[] ref8 = TestMatrices.poisoned(outLen);
-        REF8.matmul(w, x, xOffset, xStride, ref8, outOffset, outStride, nTokens);
+        // interleaved Q4_K sums each row per super-block (its own float order)
+        ScalarInt8.matmul(w, x, xOffset, xStride, ref8, outOffset, outStride, nTokens,
+                type == GgmlType.Q4_K && p.interleaved());
         float[][] wf = new float[rows][cols];
         for (int r = 0; r < rows; r++) {
             REF.dequantizeRow(w, r, wf[r], 0);
         }
-        PackedMatrix p = PackedMatrix.pack(w);
         for (PanamaKernels k : fast) {
             float[] out = TestMatrices.poisoned(outLen);
             k.matmul(p, x, xOffset, xStride, out, outOffset, outStride, nTokens);
@@ -172,7 +180,12 @@ class PackedMatrixTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("extremeTypes")
     void extremeQuantsDoNotOverflow(GgmlType type) {
-        int cols = 1024, rows = 2;
+        extremeQuantsDoNotOverflow(type, 2);
+        extremeQuantsDoNotOverflow(type, 16); // the interleaved layouts of Q4_0 and Q4_K
+    }
+
+    private void extremeQuantsDoNotOverflow(GgmlType type, int rows) {
+        int cols = 1024;
         byte[] bytes = new byte[(int) (type.rowBytes(cols) * rows)];
         int bs = type.typeSize();
         for (int b = 0; b < bytes.length / bs; b++) {
@@ -240,7 +253,8 @@ class PackedMatrixTest {
                 System.arraycopy(x, 0, ((CpuBackend.CpuTensor) xt).data, 0, cols);
                 cpu.matmul(bw, xt, yt, 1);
                 float[] ref8 = new float[rows];
-                REF8.matmul(w, x, 0, cols, ref8, 0, rows, 1);
+                ScalarInt8.matmul(w, x, 0, cols, ref8, 0, rows, 1,
+                        type == GgmlType.Q4_K && cw.packed != null && cw.packed.interleaved());
                 float[][] wf = new float[rows][cols];
                 for (int r = 0; r < rows; r++) {
                     REF.dequantizeRow(w, r, wf[r], 0);
