@@ -224,29 +224,30 @@ final class PackedDot {
     static void groupQ4Kx16(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb, float[] d,
             int db, float[] out, int o) {
         int[] scaled = SCALED.get();
-        if (scaled.length < 256 * ns) {
-            scaled = new int[256 * ns];
-            SCALED.set(scaled);
-        }
-        scaleSubBlocks(seg, go, ns, pairs, pb, sums32, sb, scaled);
-        // pass 2, per super-block: the 8 scaled sums and the mins m_c * S_c, one multiply-add each
         FloatVector acc = FloatVector.zero(F512);
         FloatVector mins = FloatVector.zero(F512);
-        for (int b = 0; b < ns; b++) {
-            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
-            IntVector sum = IntVector.zero(I512);
-            IntVector min = IntVector.zero(I512);
-            for (int c = 0; c < 8; c++) {
-                sum = sum.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c)));
-                min = min.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c) + 16));
+        // pieces of PIECE super-blocks: the scratch stays in L1 beside the weights streaming through
+        for (int b0 = 0; b0 < ns; b0 += PIECE) {
+            int nb = Math.min(PIECE, ns - b0);
+            scaleSubBlocks(seg, go + (long) PackedMatrix.Q4K_UNIT * b0, nb, pairs, pb + 128 * b0, sums32, sb + 8 * b0,
+                    scaled);
+            // per super-block: the 8 scaled sums and the mins m_c * S_c, one multiply-add each
+            for (int b = 0; b < nb; b++) {
+                long unit = go + (long) PackedMatrix.Q4K_UNIT * (b0 + b);
+                IntVector sum = IntVector.zero(I512);
+                IntVector min = IntVector.zero(I512);
+                for (int c = 0; c < 8; c++) {
+                    sum = sum.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c)));
+                    min = min.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c) + 16));
+                }
+                float dx = d[db + b0 + b];
+                FloatVector dd = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_D, LE))
+                        .mul(dx);
+                FloatVector dm = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_DMIN, LE))
+                        .mul(dx);
+                acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(dd, acc);
+                mins = ((FloatVector) min.convert(VectorOperators.I2F, 0)).fma(dm, mins);
             }
-            float dx = d[db + b];
-            FloatVector dd = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_D, LE))
-                    .mul(dx);
-            FloatVector dm = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_DMIN, LE))
-                    .mul(dx);
-            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(dd, acc);
-            mins = ((FloatVector) min.convert(VectorOperators.I2F, 0)).fma(dm, mins);
         }
         acc.sub(mins).intoArray(out, o);
     }
@@ -280,8 +281,11 @@ final class PackedDot {
         }
     }
 
-    /** Interleaved Q4_K's scaled sums and mins of one group's sub-blocks (32 ints each), per thread. */
-    private static final ThreadLocal<int[]> SCALED = ThreadLocal.withInitial(() -> new int[0]);
+    /** Super-blocks per pass of {@link #groupQ4Kx16}: 8 KB of scratch. */
+    private static final int PIECE = 8;
+
+    /** Interleaved Q4_K's scaled sums and mins of a piece's sub-blocks (32 ints each), per thread. */
+    private static final ThreadLocal<int[]> SCALED = ThreadLocal.withInitial(() -> new int[256 * PIECE]);
 
 
     private static final VectorMask<Float> HIGH_8 = VectorMask.fromLong(F512, 0xFF00L);
