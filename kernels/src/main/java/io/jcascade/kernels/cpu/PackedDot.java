@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -30,6 +31,8 @@ final class PackedDot {
 
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    private static final VectorSpecies<Long> L256 = LongVector.SPECIES_256;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
     private static final VectorSpecies<Short> S512 = ShortVector.SPECIES_512;
@@ -224,6 +227,7 @@ final class PackedDot {
     static void groupQ4Kx16(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb, float[] d,
             int db, float[] out, int o) {
         int[] scaled = SCALED.get();
+        long[] halves = HALVES.get();
         FloatVector acc = FloatVector.zero(F512);
         FloatVector mins = FloatVector.zero(F512);
         // pieces of PIECE super-blocks: the scratch stays in L1 beside the weights streaming through
@@ -241,10 +245,11 @@ final class PackedDot {
                     min = min.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c) + 16));
                 }
                 float dx = d[db + b0 + b];
-                FloatVector dd = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_D, LE))
-                        .mul(dx);
-                FloatVector dm = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, seg, unit + PackedMatrix.Q4K_DMIN, LE))
-                        .mul(dx);
+                for (int i = 0; i < 8; i++) { // 8 bytes of the 16 d, then of the 16 dmin, per chunk
+                    halves[i] = seg.get(I64_LE, unit + (long) PackedMatrix.Q4K_CHUNK * i + PackedMatrix.Q4K_HALVES);
+                }
+                FloatVector dd = PanamaKernels.halfToFloat(LongVector.fromArray(L256, halves, 0).reinterpretAsShorts()).mul(dx);
+                FloatVector dm = PanamaKernels.halfToFloat(LongVector.fromArray(L256, halves, 4).reinterpretAsShorts()).mul(dx);
                 acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(dd, acc);
                 mins = ((FloatVector) min.convert(VectorOperators.I2F, 0)).fma(dm, mins);
             }
@@ -261,7 +266,7 @@ final class PackedDot {
             int[] scaled) {
         // one flat loop over the group's sub-blocks k = 8b + c, as interleaved Q4_0's over its blocks
         for (int k = 0; k < 8 * ns; k++) {
-            long bo = go + (long) PackedMatrix.Q4K_UNIT * (k >> 3) + PackedMatrix.Q4K_CHUNK * (k & 7);
+            long bo = go + (long) PackedMatrix.Q4K_CHUNK * k; // linear in k: see PackedMatrix.Q4K_CHUNK
             int pv = pb + 16 * k;
             ShortVector s = ShortVector.zero(S512);
             for (int l = 0; l < 4; l++) {
@@ -280,6 +285,9 @@ final class PackedDot {
             ((IntVector) sm.convertShape(VectorOperators.S2I, I512, 1)).mul(sx).intoArray(scaled, 32 * k + 16);
         }
     }
+
+    /** A unit's 16 fp16 d then 16 fp16 dmin, gathered from its chunks, per thread. */
+    private static final ThreadLocal<long[]> HALVES = ThreadLocal.withInitial(() -> new long[8]);
 
     /** Super-blocks per pass of {@link #groupQ4Kx16}: 8 KB of scratch. */
     private static final int PIECE = 8;
@@ -513,8 +521,8 @@ final class PackedDot {
     private static void dequantQ4Kx16(MemorySegment seg, long go, int row, int n, float[] out, int oo) {
         for (int b = 0; b < n / 256; b++) {
             long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
-            float d = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_D + 2L * row));
-            float dmin = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_DMIN + 2L * row));
+            float d = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kD(unit, row)));
+            float dmin = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kDmin(unit, row)));
             for (int c = 0; c < 8; c++) {
                 long chunk = unit + (long) PackedMatrix.Q4K_CHUNK * c;
                 float ds = d * u8(seg, chunk + PackedMatrix.Q4K_SC + row);
@@ -579,8 +587,8 @@ final class PackedDot {
     private static void groupScalesQ4K(MemorySegment seg, long unit, float[] f) {
         // scalar: as vectors (halfToFloat, rearranges) C2 compiled this into its slowest part
         for (int r = 0; r < 16; r++) {
-            float d = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_D + 2L * r));
-            float dmin = Float.float16ToFloat(seg.get(I16_LE, unit + PackedMatrix.Q4K_DMIN + 2L * r));
+            float d = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kD(unit, r)));
+            float dmin = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kDmin(unit, r)));
             for (int c = 0; c < 8; c++) {
                 long sc = unit + (long) PackedMatrix.Q4K_CHUNK * c + PackedMatrix.Q4K_SC;
                 float ds = d * u8(seg, sc + r), dm = dmin * u8(seg, sc + 16 + r);
