@@ -411,11 +411,16 @@ final class PackedDot {
     // ---------------------------------------------------------------------------------------------
     // Q6_K
 
-    /** Value 4l + k (0..7) of a Q6_K super-block: low 4 bits from nibble k of {@code w}, high 2 from crumb 4l + k of {@code h}, minus 32. */
+    /**
+     * Value 4l + k (0..7) of a Q6_K super-block, {@code q - 32} (-32..31): the low 4 bits from
+     * nibble k of {@code w}, plus 16 times the high 2 bits stored as {@code high - 2} in two's
+     * complement (crumb v = 4l + k of {@code h}: shifted to the top, arithmetically down to bits
+     * 0..1, up to 4..5): an add where an or and a subtraction of 32 were.
+     */
     private static ShortVector q6(ShortVector w, ShortVector h, int l, int k) {
-        return w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF)
-                .or(h.lanewise(VectorOperators.LSHR, 8 * l + 2 * k).and((short) 3).lanewise(VectorOperators.LSHL, 4))
-                .sub((short) 32);
+        int v = 4 * l + k;
+        ShortVector top = v == 7 ? h : h.lanewise(VectorOperators.LSHL, 14 - 2 * v);
+        return nibble(w, k).add(top.lanewise(VectorOperators.ASHR, 14).lanewise(VectorOperators.LSHL, 4));
     }
 
     /**

@@ -32,7 +32,9 @@ import java.nio.ByteOrder;
  * <li><b>Q6_K</b>, 210 bytes per super-block (as the file): 128 bytes of low 4 bits (two loads),
  *     nibble k of short j of load L for element {@code 32 (4L + j/8) + 4 (j%8) + k} (as Q4_K:
  *     short j is one ggml lane of one chunk of 32); 64 bytes of high 2 bits (one load), bits
- *     {@code 2v, 2v+1} of short j for the element of nibble {@code v % 4} of load {@code v / 4};
+ *     {@code 2v, 2v+1} of short j for the element of nibble {@code v % 4} of load {@code v / 4},
+ *     stored as {@code high - 2} in two's complement (shifted up and arithmetically down it is
+ *     {@code high - 2}, so {@code q - 32} is one add away);
  *     then the 16 int8 scales and fp16 d as in the file.
  * <li><b>Q4_0, 16 rows interleaved</b> (matrices whose row count divides by 16, which is every
  *     Llama-shape matrix): rows {@code 16G .. 16G+15} are one stream of 288-byte units, unit b
@@ -442,7 +444,7 @@ public final class PackedMatrix {
                 int v = i / 32, j = i % 32;
                 int qv = q[PERM_Q6_K[i]];
                 s[32 * (v / 4) + j] |= (short) ((qv & 0xF) << (4 * (v % 4)));
-                s[64 + j] |= (short) ((qv >> 4) << (2 * v));
+                s[64 + j] |= (short) (((qv >> 4) ^ 2) << (2 * v)); // crumb - 2, two's complement
             }
             long po = oo + 210L * b;
             putShorts(out, po, s, 96); // low bits, then high bits
