@@ -545,39 +545,36 @@ final class PackedDot {
         }
     }
 
+    /** A unit's per-row scales for the column dequantization ({@link #rowScalesQ4K}), per thread. */
+    private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
+
     /**
-     * The 16 rows of interleaved Q4_K group {@code g} as floats, row i at {@code out[oo + i * cols ..)}
-     * in the natural order, each value as {@link #dequantQ4Kx16} (and the file layout) rounds it: per
-     * nibble of a load, the 16 rows' two elements in 32 lanes, scaled, scattered to their rows.
+     * The 16 rows of interleaved group {@code g} (Q4_0 or Q4_K) column by column, element j of row
+     * i at {@code out[16 j + i]}: see {@link #dequantizeGroupColumnsQ4K}.
      */
-    static void dequantizeGroupQ4K(PackedMatrix p, int g, float[] out, int oo) {
+    static void dequantizeGroupColumns(PackedMatrix p, int g, float[] out) {
+        if (p.type == io.jcascade.gguf.GgmlType.Q4_K) {
+            dequantizeGroupColumnsQ4K(p, g, out);
+        } else {
+            dequantizeGroupColumnsQ4_0(p, g, out);
+        }
+    }
+
+    /** As {@link #dequantizeGroupColumnsQ4K}, for interleaved Q4_0: {@code (q - 8) * d}, as {@link #dequantQ4_0x16}. */
+    private static void dequantizeGroupColumnsQ4_0(PackedMatrix p, int g, float[] out) {
         int n = p.cols;
         long go = (long) g * p.interleave * p.rowBytes;
-        int[] map = GROUP_MAP.get();
-        for (int j = 0; j < 16; j++) { // float lane j of a half: row j / 2 (+ 8), element parity j % 2
-            map[j] = (j / 2) * n + j % 2;
-            map[16 + j] = (8 + j / 2) * n + j % 2;
-        }
-        float[] f = GROUP_SCALES.get();
-        for (int b = 0; b < n / 256; b++) {
-            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
-            groupScalesQ4K(p.data, unit, f);
-            // (the scales in a method of their own: in one method C2 ran out of inlining budget
-            // and boxed the vectors)
-            for (int c = 0; c < 8; c++) {
-                FloatVector dsLo = FloatVector.fromArray(F512, f, 64 * c), dsHi = FloatVector.fromArray(F512, f, 64 * c + 16);
-                FloatVector dmLo = FloatVector.fromArray(F512, f, 64 * c + 32), dmHi = FloatVector.fromArray(F512, f, 64 * c + 48);
-                long chunk = unit + (long) PackedMatrix.Q4K_CHUNK * c;
-                for (int l = 0; l < 4; l++) {
-                    ShortVector w = ShortVector.fromMemorySegment(S512, p.data, chunk + 64 * l, LE);
-                    for (int k = 0; k < 4; k++) {
-                        // stored q ^ 8: the nibble back to q (0..15)
-                        ShortVector v = w.lanewise(VectorOperators.LSHR, 4 * k).and((short) 0xF).lanewise(VectorOperators.XOR, (short) 8);
-                        int e = oo + 256 * b + 32 * c + 8 * l + 2 * k;
-                        ((FloatVector) v.convertShape(VectorOperators.S2I, I512, 0).convert(VectorOperators.I2F, 0))
-                                .mul(dsLo).sub(dmLo).intoArray(out, e, map, 0);
-                        ((FloatVector) v.convertShape(VectorOperators.S2I, I512, 1).convert(VectorOperators.I2F, 0))
-                                .mul(dsHi).sub(dmHi).intoArray(out, e, map, 16);
+        for (int b = 0; b < n / 32; b++) {
+            long unit = go + 288L * b;
+            FloatVector d = PanamaKernels.halfToFloat(ShortVector.fromMemorySegment(S256, p.data, unit + 256, LE));
+            for (int l = 0; l < 4; l++) {
+                IntVector w = IntVector.fromMemorySegment(I512, p.data, unit + 64 * l, LE);
+                int col = 32 * b + 8 * l;
+                for (int k = 0; k < 4; k++) {
+                    for (int h = 0; h < 2; h++) {
+                        // nibble k of short h, signed 4 bits: shifted to the top and back
+                        IntVector q = w.lanewise(VectorOperators.LSHL, 28 - 16 * h - 4 * k).lanewise(VectorOperators.ASHR, 28);
+                        ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, 16 * (col + 2 * k + h));
                     }
                 }
             }
@@ -585,31 +582,50 @@ final class PackedDot {
     }
 
     /**
-     * Per sub-block c of the unit at {@code unit}: {@code d * sc} and {@code dmin * m} of the 16
-     * rows, each row's twice in a row (the lanes of a load's 32 shorts), rows 0..7 then 8..15:
-     * {@code f[64c ..)} d*sc low, high, {@code f[64c + 32 ..)} dmin*m low, high.
+     * The 16 rows of interleaved Q4_K group {@code g} as floats column by column: element j of
+     * row i at {@code out[16 j + i]}, each value as the file layout's dequantization rounds it
+     * ({@code q * (d * sc) - dmin * m}). An int lane of a load is one row, so each nibble of the
+     * 16 lanes is one column of the 16 rows: no shuffles, no scatters; a prompt multiplies it
+     * with {@link PanamaKernels}' 16-row tiles.
      */
-    private static void groupScalesQ4K(MemorySegment seg, long unit, float[] f) {
-        // scalar: as vectors (halfToFloat, rearranges) C2 compiled this into its slowest part
+    private static void dequantizeGroupColumnsQ4K(PackedMatrix p, int g, float[] out) {
+        int n = p.cols;
+        long go = (long) g * p.interleave * p.rowBytes;
+        float[] f = GROUP_SCALES.get();
+        for (int b = 0; b < n / 256; b++) {
+            long unit = go + (long) PackedMatrix.Q4K_UNIT * b;
+            rowScalesQ4K(p.data, unit, f);
+            for (int c = 0; c < 8; c++) {
+                FloatVector ds = FloatVector.fromArray(F512, f, 32 * c), dm = FloatVector.fromArray(F512, f, 32 * c + 16);
+                long chunk = unit + (long) PackedMatrix.Q4K_CHUNK * c;
+                for (int l = 0; l < 4; l++) {
+                    IntVector w = IntVector.fromMemorySegment(I512, p.data, chunk + 64 * l, LE);
+                    int col = 256 * b + 32 * c + 8 * l;
+                    // element 8l + 2k + h of each row: nibble k of its short h (stored q ^ 8)
+                    for (int k = 0; k < 4; k++) {
+                        for (int h = 0; h < 2; h++) {
+                            IntVector q = w.lanewise(VectorOperators.LSHR, 16 * h + 4 * k).and(0xF).lanewise(VectorOperators.XOR, 8);
+                            ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(ds).sub(dm)
+                                    .intoArray(out, 16 * (col + 2 * k + h));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Per sub-block c of the unit at {@code unit}: the 16 rows' {@code d * sc} at {@code f[32c ..)}, {@code dmin * m} at {@code f[32c + 16 ..)}. */
+    private static void rowScalesQ4K(MemorySegment seg, long unit, float[] f) {
         for (int r = 0; r < 16; r++) {
             float d = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kD(unit, r)));
             float dmin = Float.float16ToFloat(seg.get(I16_LE, PackedMatrix.q4kDmin(unit, r)));
             for (int c = 0; c < 8; c++) {
                 long sc = unit + (long) PackedMatrix.Q4K_CHUNK * c + PackedMatrix.Q4K_SC;
-                float ds = d * u8(seg, sc + r), dm = dmin * u8(seg, sc + 16 + r);
-                int at = 64 * c + 2 * r; // lanes 2r, 2r + 1 of the low half are row r's, of the high half row 8 + r's
-                f[at] = ds;
-                f[at + 1] = ds;
-                f[at + 32] = dm;
-                f[at + 33] = dm;
+                f[32 * c + r] = d * u8(seg, sc + r);
+                f[32 * c + 16 + r] = dmin * u8(seg, sc + 16 + r);
             }
         }
     }
-
-    private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[512]);
-
-    /** Scatter offsets of {@link #dequantizeGroupQ4K}'s two halves. */
-    private static final ThreadLocal<int[]> GROUP_MAP = ThreadLocal.withInitial(() -> new int[32]);
 
     /** Row {@code r} of {@code p} as floats in the natural element order. */
     static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {

@@ -52,6 +52,7 @@ import jdk.incubator.vector.VectorSpecies;
 public final class PanamaKernels implements CpuKernels {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final int L = F.length();
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -265,9 +266,9 @@ public final class PanamaKernels implements CpuKernels {
         Q8Activations xq = q8.get();
         xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
         int[] perm = PackedMatrix.permutation(w);
-        // interleaved Q4_0: every batch through the integer kernel, 16 rows per pass (from cache
-        // after the first token it is as fast as the float tiles, and exact)
-        boolean integer = nTokens <= EXACT_BATCH || (w.interleaved() && w.type() == GgmlType.Q4_0);
+        // past EXACT_BATCH tokens the float tiles (interleaved Q4_0 and Q4_K: 16 rows dequantized
+        // column by column, then 16-row tiles; faster than their integer kernels from 17 tokens)
+        boolean integer = nTokens <= EXACT_BATCH;
         if (integer && w.interleaved()) {
             xq.interleaved(w.type(), nTokens);
         } else if (!integer) {
@@ -633,11 +634,11 @@ public final class PanamaKernels implements CpuKernels {
      * Q4_K the whole group of 16 besides (a row alone gathers 4 bytes from each 64).
      */
     private static int floatRows(PackedMatrix p) {
-        return groupDequantized(p) ? 4 + PackedMatrix.INTERLEAVE : 4;
+        return groupDequantized(p) ? PackedMatrix.INTERLEAVE : 4;
     }
 
     private static boolean groupDequantized(PackedMatrix p) {
-        return p.interleaved() && p.type() == GgmlType.Q4_K;
+        return p.interleaved() && p.type() != GgmlType.Q8_0;
     }
 
     /** As the prompt-batch part of {@link #matmulRows}, for packed rows dequantized in packed order. */
@@ -649,22 +650,14 @@ public final class PanamaKernels implements CpuKernels {
             // of floats stay in L2; per token block, as below, the dequantization cost as much as
             // the products), then four rows at a time to row[0 ..) against every token block
             for (int g = r0 / PackedMatrix.INTERLEAVE; g < r1 / PackedMatrix.INTERLEAVE; g++) {
-                PackedDot.dequantizeGroupQ4K(p, g, row, 4 * cols);
-                for (int t0 = 0; t0 < nTokens; t0 += TOKEN_BLOCK) {
-                    int t1 = Math.min(nTokens, t0 + TOKEN_BLOCK);
-                    for (int q = 0; q < PackedMatrix.INTERLEAVE; q += 4) {
-                        int r = PackedMatrix.INTERLEAVE * g + q;
-                        System.arraycopy(row, (4 + q) * cols, row, 0, 4 * cols);
-                        int t = t0;
-                        for (; t + 4 <= t1; t += 4) {
-                            tile4x4(row, cols, x, xOffset + t * xStride, xStride, out, outOffset + t * outStride + r,
-                                    outStride);
-                        }
-                        for (; t < t1; t++) {
-                            dot4(x, xOffset + t * xStride, cols, row, 0, cols, 2 * cols, 3 * cols, out,
-                                    outOffset + t * outStride + r, 1);
-                        }
-                    }
+                PackedDot.dequantizeGroupColumns(p, g, row);
+                int o = outOffset + PackedMatrix.INTERLEAVE * g;
+                int t = 0;
+                for (; t + 8 <= nTokens; t += 8) {
+                    tile16x8(row, cols, x, xOffset + t * xStride, xStride, out, o + t * outStride, outStride);
+                }
+                for (; t < nTokens; t++) {
+                    tile16x1(row, cols, x, xOffset + t * xStride, out, o + t * outStride);
                 }
             }
             return;
@@ -1120,6 +1113,59 @@ public final class PanamaKernels implements CpuKernels {
      * {@code x[xo + t*xs ..]}; 8 loads feed 16 FMAs, so the loop is bound by FMA throughput rather
      * than by loads. Writes {@code out[o + t*os + k]}.
      */
+    /**
+     * 16 rows stored column by column ({@code w[16 j + i]}: row i, column j; 512-bit vectors) times
+     * 8 tokens: per column one load of the 16 rows and 8 multiply-adds with each token's element
+     * broadcast, even and odd columns in separate accumulators (16 chains); row i of token t to
+     * {@code out[o + t * os + i]}.
+     */
+    private static void tile16x8(float[] w, int n, float[] x, int xo, int xs, float[] out, int o, int os) {
+        FloatVector e0 = FloatVector.zero(F512), e1 = FloatVector.zero(F512), e2 = FloatVector.zero(F512),
+                e3 = FloatVector.zero(F512), e4 = FloatVector.zero(F512), e5 = FloatVector.zero(F512),
+                e6 = FloatVector.zero(F512), e7 = FloatVector.zero(F512);
+        FloatVector d0 = FloatVector.zero(F512), d1 = FloatVector.zero(F512), d2 = FloatVector.zero(F512),
+                d3 = FloatVector.zero(F512), d4 = FloatVector.zero(F512), d5 = FloatVector.zero(F512),
+                d6 = FloatVector.zero(F512), d7 = FloatVector.zero(F512);
+        for (int j = 0; j < n; j += 2) {
+            FloatVector a = FloatVector.fromArray(F512, w, 16 * j), b = FloatVector.fromArray(F512, w, 16 * j + 16);
+            int xj = xo + j;
+            e0 = a.fma(FloatVector.broadcast(F512, x[xj]), e0);
+            e1 = a.fma(FloatVector.broadcast(F512, x[xj + xs]), e1);
+            e2 = a.fma(FloatVector.broadcast(F512, x[xj + 2 * xs]), e2);
+            e3 = a.fma(FloatVector.broadcast(F512, x[xj + 3 * xs]), e3);
+            e4 = a.fma(FloatVector.broadcast(F512, x[xj + 4 * xs]), e4);
+            e5 = a.fma(FloatVector.broadcast(F512, x[xj + 5 * xs]), e5);
+            e6 = a.fma(FloatVector.broadcast(F512, x[xj + 6 * xs]), e6);
+            e7 = a.fma(FloatVector.broadcast(F512, x[xj + 7 * xs]), e7);
+            d0 = b.fma(FloatVector.broadcast(F512, x[xj + 1]), d0);
+            d1 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + xs]), d1);
+            d2 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 2 * xs]), d2);
+            d3 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 3 * xs]), d3);
+            d4 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 4 * xs]), d4);
+            d5 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 5 * xs]), d5);
+            d6 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 6 * xs]), d6);
+            d7 = b.fma(FloatVector.broadcast(F512, x[xj + 1 + 7 * xs]), d7);
+        }
+        e0.add(d0).intoArray(out, o);
+        e1.add(d1).intoArray(out, o + os);
+        e2.add(d2).intoArray(out, o + 2 * os);
+        e3.add(d3).intoArray(out, o + 3 * os);
+        e4.add(d4).intoArray(out, o + 4 * os);
+        e5.add(d5).intoArray(out, o + 5 * os);
+        e6.add(d6).intoArray(out, o + 6 * os);
+        e7.add(d7).intoArray(out, o + 7 * os);
+    }
+
+    /** As {@link #tile16x8} for one token. */
+    private static void tile16x1(float[] w, int n, float[] x, int xo, float[] out, int o) {
+        FloatVector e = FloatVector.zero(F512), d = FloatVector.zero(F512);
+        for (int j = 0; j < n; j += 2) {
+            e = FloatVector.fromArray(F512, w, 16 * j).fma(FloatVector.broadcast(F512, x[xo + j]), e);
+            d = FloatVector.fromArray(F512, w, 16 * j + 16).fma(FloatVector.broadcast(F512, x[xo + j + 1]), d);
+        }
+        e.add(d).intoArray(out, o);
+    }
+
     private static void tile4x4(float[] w, int n, float[] x, int xo, int xs, float[] out, int o, int os) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F),
                 a03 = FloatVector.zero(F);

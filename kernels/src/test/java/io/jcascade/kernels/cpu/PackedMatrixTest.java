@@ -64,7 +64,7 @@ class PackedMatrixTest {
                     default -> new int[] {1, 17, 257};
                 };
                 for (int r : rowCounts) {
-                    for (int t : new int[] {1, 3, 5, 20}) { // 20: past EXACT_BATCH (the float tiles; interleaved Q4_0 stays integer)
+                    for (int t : new int[] {1, 3, 5, 20}) { // 20: past EXACT_BATCH (the float tiles; interleaved layouts column by column)
                         cases.add(Arguments.of(type, c, r, t));
                     }
                 }
