@@ -264,7 +264,9 @@ final class PackedDot {
      */
     private static void scaleSubBlocks(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb,
             int[] scaled) {
-        // one flat loop over the group's sub-blocks k = 8b + c, as interleaved Q4_0's over its blocks
+        // one flat loop over the group's sub-blocks k = 8b + c, as interleaved Q4_0's over its blocks;
+        // the block product written out as there, not shared: a helper returning the vector is not
+        // inlined at this size and boxes it
         for (int k = 0; k < 8 * ns; k++) {
             long bo = go + (long) PackedMatrix.Q4K_CHUNK * k; // linear in k: see PackedMatrix.Q4K_CHUNK
             int pv = pb + 16 * k;

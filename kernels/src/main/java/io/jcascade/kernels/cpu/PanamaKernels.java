@@ -27,7 +27,10 @@ import jdk.incubator.vector.VectorSpecies;
  * once). For several tokens, four rows at a time are dequantized into a per-thread scratch buffer
  * and multiplied with up to {@value #TOKEN_BLOCK} tokens in 4x4 register tiles (16 accumulators,
  * 8 loads per 16 FMAs), so the weights are streamed once per {@value #TOKEN_BLOCK} tokens instead
- * of once per token, and the tokens' activations once per four rows.
+ * of once per token, and the tokens' activations once per four rows. Interleaved Q4_0 and Q4_K
+ * ({@link PackedMatrix}) go 16 rows at a time instead: dequantized column by column once per
+ * matmul ({@link PackedDot#dequantizeGroupColumns}), then 16x8 tiles (per column one load of the
+ * 16 rows and 8 multiply-adds with broadcast activations).
  *
  * <p>Quantized weights (Q8_0, Q4_0 and the K-quants) multiply, by default, activations quantized
  * to 8 bits as llama.cpp does ({@link Q8Activations}, {@link Int8Dot}): once per matmul each
