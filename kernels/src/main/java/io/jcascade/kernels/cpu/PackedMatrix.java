@@ -51,11 +51,11 @@ import java.nio.ByteOrder;
  *     bytes of quants laid out as interleaved Q4_0's, {@code (q - 8) & 0xF} (so the short sums stay
  *     within Q4_0's bounds; the kernel adds back {@code 8 * sum(x)}), the 16 rows' 6-bit scales
  *     and their 6-bit mins, a byte each, then 8 bytes of the 16 rows' fp16 {@code d} and
- *     {@code dmin} (so all chunks are the same size; {@link #q4kD}).
- *     {@code dmin}. Each row's super-block sums exactly to one
- *     int lane, multiplied-added once with {@code d * d_x} (and the mins with {@code dmin * d_x}):
- *     a float order of its own, not ggml's 8 lanes ({@link ScalarInt8#row(io.jcascade.kernels.WeightMatrix,
- *     int, int[], float[], boolean)}), for a third of the vector work of the row layout.
+ *     {@code dmin} (so all chunks are the same size; {@link #q4kD}). Each row's super-block sums
+ *     exactly to one int lane, multiplied-added once with {@code d * d_x} (and the mins with
+ *     {@code dmin * d_x}): a float order of its own, not ggml's 8 lanes
+ *     ({@link ScalarInt8#row(io.jcascade.kernels.WeightMatrix, int, int[], float[], boolean)}),
+ *     with no per-lane widening and scale multiply (docs/BENCHMARKS.md has the figures).
  * <li><b>Q8_0, 2 rows interleaved</b> (even row counts): rows {@code 2G, 2G+1} are one stream
  *     of 68-byte units, unit b holding block b of both rows: bytes 0..31 are elements
  *     {@code 4g, 4g+1} (g = 0..7) of row 2G then the same of row 2G+1, bytes 32..63 elements
@@ -337,7 +337,8 @@ public final class PackedMatrix {
      * of the unit's 16 fp16 d and 16 fp16 dmin (d of rows 4c .. 4c+3 in chunks 0..3, dmin of rows
      * 4(c-4) .. in chunks 4..7: {@link #q4kD}, {@link #q4kDmin}). Equal chunks keep the kernel's
      * addresses linear in the sub-block index, which C2 needs to hoist the bounds checks out of its
-     * loop (with the d and dmin after the 8 chunks: 15.5 against 18.5–19.4 GB/s per core).
+     * loop (with the d and dmin after the 8 chunks: 15.2–15.9 against 16.2–17.0 GB/s per core on
+     * 8192x2048).
      */
     static final int Q4K_CHUNK = 296, Q4K_SC = 256, Q4K_HALVES = 288;
 

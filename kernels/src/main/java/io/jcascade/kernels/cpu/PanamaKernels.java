@@ -633,8 +633,8 @@ public final class PanamaKernels implements CpuKernels {
     }
 
     /**
-     * Rows of scratch the float path of {@code p} needs: 4 dequantized rows, and for interleaved
-     * Q4_K the whole group of 16 besides (a row alone gathers 4 bytes from each 64).
+     * Rows of scratch the float path of {@code p} needs: 4 dequantized rows, or for interleaved
+     * Q4_0 and Q4_K the whole group of 16 column by column (a row alone is 4 bytes of every 64).
      */
     private static int floatRows(PackedMatrix p) {
         return groupDequantized(p) ? PackedMatrix.INTERLEAVE : 4;
@@ -650,8 +650,7 @@ public final class PanamaKernels implements CpuKernels {
         int cols = p.cols();
         if (groupDequantized(p)) {
             // row ranges are whole groups: each group dequantized once for all the tokens (16 rows
-            // of floats stay in L2; per token block, as below, the dequantization cost as much as
-            // the products), then four rows at a time to row[0 ..) against every token block
+            // of floats stay in L2), column by column, then 16-row tiles of 8 tokens
             for (int g = r0 / PackedMatrix.INTERLEAVE; g < r1 / PackedMatrix.INTERLEAVE; g++) {
                 PackedDot.dequantizeGroupColumns(p, g, row);
                 int o = outOffset + PackedMatrix.INTERLEAVE * g;
@@ -717,7 +716,7 @@ public final class PanamaKernels implements CpuKernels {
             // About 8 chunks per thread: enough to even out a late or descheduled thread.
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
-            // Interleaved rows are computed a group at a time on the integer path.
+            // Interleaved rows are computed a group at a time (integer path and float path alike).
             this.chunk = p != null && xq != null ? roundUp(c, p.interleave)
                     : nTokens > 1 && xq == null ? roundUp((c + 3) & ~3, p != null ? p.interleave : 1) : c;
             next.set(0);
@@ -1112,11 +1111,6 @@ public final class PanamaKernels implements CpuKernels {
     }
 
     /**
-     * A 4x4 register tile: rows {@code w[k*n ..]} (k < 4, dequantized) against the 4 tokens at
-     * {@code x[xo + t*xs ..]}; 8 loads feed 16 FMAs, so the loop is bound by FMA throughput rather
-     * than by loads. Writes {@code out[o + t*os + k]}.
-     */
-    /**
      * 16 rows stored column by column ({@code w[16 j + i]}: row i, column j; 512-bit vectors) times
      * 8 tokens: per column one load of the 16 rows and 8 multiply-adds with each token's element
      * broadcast, even and odd columns in separate accumulators (16 chains); row i of token t to
@@ -1169,6 +1163,11 @@ public final class PanamaKernels implements CpuKernels {
         e.add(d).intoArray(out, o);
     }
 
+    /**
+     * A 4x4 register tile: rows {@code w[k*n ..]} (k < 4, dequantized) against the 4 tokens at
+     * {@code x[xo + t*xs ..]}; 8 loads feed 16 FMAs, so the loop is bound by FMA throughput rather
+     * than by loads. Writes {@code out[o + t*os + k]}.
+     */
     private static void tile4x4(float[] w, int n, float[] x, int xo, int xs, float[] out, int o, int os) {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F),
                 a03 = FloatVector.zero(F);
