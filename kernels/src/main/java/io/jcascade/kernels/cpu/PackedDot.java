@@ -465,6 +465,13 @@ final class PackedDot {
      * dequantization gives for that element.
      */
     static void dequantizePacked(PackedMatrix p, int r, float[] out, int oo) {
+        if (p.type == io.jcascade.gguf.GgmlType.F16) { // natural order, piece by piece
+            for (int c = 0; c < p.cols; c += PackedMatrix.F16_PIECE) {
+                PanamaKernels.halfsToFloats(p.data, p.f16PieceOffset(r, c), out, oo + c,
+                        Math.min(PackedMatrix.F16_PIECE, p.cols - c));
+            }
+            return;
+        }
         MemorySegment seg = p.data;
         long off = r * p.rowBytes;
         int n = p.cols;
@@ -630,7 +637,8 @@ final class PackedDot {
 
     /** Row {@code r} of {@code p} as floats in the natural element order. */
     static void dequantizeRow(PackedMatrix p, int r, float[] out, int oo) {
-        if (p.interleaved() && p.type != io.jcascade.gguf.GgmlType.Q8_0) { // natural order already
+        if ((p.interleaved() && p.type != io.jcascade.gguf.GgmlType.Q8_0)
+                || p.type == io.jcascade.gguf.GgmlType.F16) { // natural order already
             dequantizePacked(p, r, out, oo);
             return;
         }

@@ -8,7 +8,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * A quantized weight matrix repacked once, at load time, into a layout made for 512-bit vectors:
+ * A quantized weight matrix repacked once, at load time, into a layout made for 512-bit vectors
+ * (or an F16 one cut into column pieces, last in the list below):
  * one 64-byte load of 32 little-endian shorts holds four 4-bit quants per short, so shifts and
  * masks on the whole vector give four vectors of 32 weight quants in 16-bit lanes, ready to
  * multiply with the activation quants, and scales are kept apart from the quants. The
@@ -63,6 +64,15 @@ import java.nio.ByteOrder;
  *     lanes; the pair sums of the two halves' products added give 16 int lanes: ggml's 8 lanes
  *     (elements 4l .. 4l+3) of each row, so one float multiply-add per block serves both rows in
  *     ggml's own lane order ({@link Q8Activations#halves} lays the activations out to match).
+ * <li><b>F16 in column pieces</b> (rows of more than {@value #F16_MAX_ROW_COLS} columns, a multiple
+ *     of 32: the FFN down projection): the values are the file's, in another order. Rows go in
+ *     groups of {@value #F16_GROUP} (the last group may be shorter); a group is its columns
+ *     {@code [0, 2048)} for all its rows (row by row), then {@code [2048, 4096)}, and so on
+ *     ({@link #f16PieceOffset}). The kernel takes a group piece by piece, carrying each row's
+ *     accumulators, so the weights still stream front to back while only a piece of x, 8 KiB of
+ *     floats, shares L1 with them: a whole row of 8192 columns needs 32 KiB of x, which with the
+ *     weight stream passes L1's 48 KiB, and x then comes from L2 at half the speed
+ *     (docs/BENCHMARKS.md). Each row is summed in ggml_vec_dot_f16's order, as the file layout.
  * </ul>
  *
  * <p>The packed copy lives off the heap ({@link Arena#ofAuto()}: freed when unreachable); the
@@ -115,6 +125,13 @@ public final class PackedMatrix {
     /** Rows interleaved per group: 16 for Q4_0 and Q4_K, 2 for Q8_0 (where the row count allows), else 1. */
     final int interleave;
     final MemorySegment data;
+
+    /** F16 rows of at most this many columns stay in the file layout: their x (16 KiB of floats) fits L1 beside the weights. */
+    static final int F16_MAX_ROW_COLS = 4096;
+    /** Columns of an F16 piece (a multiple of 32, the kernel's step; 8 KiB of x). */
+    static final int F16_PIECE = 2048;
+    /** Rows of an F16 group, whose pieces follow one another (whole groups stream sequentially). */
+    static final int F16_GROUP = 64;
 
     /** Rows of a Q4_0 group in the interleaved layout: one 512-bit vector of float lanes. */
     static final int INTERLEAVE = 16;
@@ -178,8 +195,20 @@ public final class PackedMatrix {
             case Q4_0 -> cols % 512 == 0 && cols > 0;
             case Q8_0 -> cols % 32 == 0 && cols > 0 && interleaveFor(type, 2) > 1;
             case Q4_K, Q6_K -> cols % 256 == 0 && cols > 0;
+            case F16 -> cols > F16_MAX_ROW_COLS && cols % 32 == 0;
             default -> false;
         };
+    }
+
+    /**
+     * Byte offset of row {@code r}'s piece of F16 columns starting at {@code c} (a multiple of
+     * {@link #F16_PIECE}): its {@code min(F16_PIECE, cols - c)} halfs are contiguous there.
+     */
+    long f16PieceOffset(int r, int c) {
+        int g0 = r / F16_GROUP * F16_GROUP;
+        int groupRows = Math.min(F16_GROUP, rows - g0);
+        int len = Math.min(F16_PIECE, cols - c);
+        return g0 * rowBytes + 2L * c * groupRows + 2L * len * (r - g0);
     }
 
     /**
@@ -210,6 +239,7 @@ public final class PackedMatrix {
             case Q8_0 -> 34L * (cols / 32);
             case Q4_K -> 148L * (cols / 256);
             case Q6_K -> 210L * (cols / 256);
+            case F16 -> 2L * cols;
             default -> throw new IllegalArgumentException("no packed layout for " + type);
         };
     }
@@ -240,6 +270,13 @@ public final class PackedMatrix {
         }
         for (int r = r0; r < r1; r++) {
             long in = r * src, out = r * p.rowBytes;
+            if (w.type() == GgmlType.F16) {
+                for (int c = 0; c < p.cols; c += F16_PIECE) {
+                    MemorySegment.copy(w.data(), in + 2L * c, p.data, p.f16PieceOffset(r, c),
+                            2L * Math.min(F16_PIECE, p.cols - c));
+                }
+                continue;
+            }
             switch (w.type()) {
                 case Q4_0 -> packQ4_0(w.data(), in, p.data, out, p.cols, q, s);
                 case Q4_K -> packQ4K(w.data(), in, p.data, out, p.cols, q, s);

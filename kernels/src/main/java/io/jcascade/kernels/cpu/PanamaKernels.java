@@ -219,7 +219,9 @@ public final class PanamaKernels implements CpuKernels {
      */
     @Override
     public PackedMatrix pack(WeightMatrix w) {
-        if (!int8 || !Int8Dot.WIDE || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
+        // F16 rows too wide for L1 are cut into column pieces on any machine, on either activation path
+        boolean f16 = w.type() == GgmlType.F16;
+        if ((!f16 && (!int8 || !Int8Dot.WIDE)) || w.rows() < 2 || !PackedMatrix.supports(w.type(), w.cols())
                 // llama.cpp sums Q4_0 in its repacked order only for matrices of 8k rows (ScalarInt8.row)
                 || (w.type() == GgmlType.Q4_0 && w.rows() % 8 != 0)
                 // Q8_0 has only the two-row interleaved layout
@@ -266,6 +268,10 @@ public final class PanamaKernels implements CpuKernels {
         }
         Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        if (w.type() == GgmlType.F16) {
+            matmulF16Pieces(w, x, xOffset, xStride, out, outOffset, outStride, nTokens);
+            return;
+        }
         Q8Activations xq = q8.get();
         xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
         int[] perm = PackedMatrix.permutation(w);
@@ -308,6 +314,34 @@ public final class PanamaKernels implements CpuKernels {
         matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
     }
 
+    /** F16 in column pieces: the file layout's float paths, with activations rounded as there. */
+    private void matmulF16Pieces(PackedMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset,
+            int outStride, int nTokens) {
+        int rows = w.rows();
+        int cols = w.cols();
+        if (int8 && nTokens <= EXACT_BATCH) {
+            x = roundedActivations(GgmlType.F16, x, xOffset, xStride, cols, nTokens);
+            xOffset = 0;
+            xStride = cols;
+        }
+        if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1 && pool.tryAcquire()) {
+            MatmulJob j = matmulJob;
+            try {
+                pool.run(j.set(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, null));
+            } finally {
+                j.clear();
+                pool.release();
+            }
+            return;
+        }
+        float[] s = inlineScratch.get();
+        if (s == null || s.length < floatRows(w) * cols) {
+            s = new float[floatRows(w) * cols];
+            inlineScratch.set(s);
+        }
+        matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
+    }
+
     /**
      * One token ({@code x[xOffset ..)}) times several matrices with the same columns, as one job on
      * the threads: {@code outs[i][r] = W_i[r] . x}, with one activation quantization and one
@@ -328,6 +362,7 @@ public final class PanamaKernels implements CpuKernels {
         for (int i = 0; i < m && same; i++) {
             same = ws[i].type() == type && ws[i].cols() == ws[0].cols()
                     && (isPacked ? packed[i] != null && packed[i].interleave == packed[0].interleave
+                            && packed[i].type() != GgmlType.F16 // its own kernel, through matmul
                             : packed == null || packed[i] == null);
         }
         if (!same || (type.isQuantized() && !int8)) {
@@ -648,6 +683,10 @@ public final class PanamaKernels implements CpuKernels {
     private static void matmulRowsPackedFloat(PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
             int outOffset, int outStride, int nTokens, int r0, int r1, float[] row) {
         int cols = p.cols();
+        if (p.type() == GgmlType.F16 && nTokens <= EXACT_BATCH) {
+            matmulRowsF16Pieces(p, x, xOffset, xStride, out, outOffset, outStride, nTokens, r0, r1, row);
+            return;
+        }
         if (groupDequantized(p)) {
             // row ranges are whole groups: each group dequantized once for all the tokens (16 rows
             // of floats stay in L2), column by column, then 16-row tiles of 8 tokens
@@ -717,7 +756,9 @@ public final class PanamaKernels implements CpuKernels {
             int c = Math.max(1, (rows + 8 * threads - 1) / (8 * threads));
             // Batches work in groups of 4 rows; keep chunks whole groups so no row goes the slow way.
             // Interleaved rows are computed a group at a time (integer path and float path alike).
-            this.chunk = p != null && xq != null ? roundUp(c, p.interleave)
+            // F16 pieces: one token goes a group of rows at a time (its pieces stream in order)
+            this.chunk = p != null && p.type() == GgmlType.F16 && nTokens == 1 ? roundUp(c, PackedMatrix.F16_GROUP)
+                    : p != null && xq != null ? roundUp(c, p.interleave)
                     : nTokens > 1 && xq == null ? roundUp((c + 3) & ~3, p != null ? p.interleave : 1) : c;
             next.set(0);
             return this;
@@ -812,6 +853,82 @@ public final class PanamaKernels implements CpuKernels {
             s += (double) (Float.float16ToFloat(seg.get(I16_LE, off + 2L * i)) * x[xo + i]);
         }
         return (float) s;
+    }
+
+    /**
+     * Rows {@code [r0, r1)} of F16 weights in column pieces ({@link PackedMatrix}) for up to
+     * {@link #EXACT_BATCH} tokens, each row summed as the file layout sums it: one token as
+     * {@link #dotF16Chunked} (ggml_vec_dot_f16's order), several as {@link #dotF16Lanes8}
+     * (tinyBLAS's; the columns divide by 32). One token goes a group of rows at a time, piece by
+     * piece over the group's rows, each row's four accumulators kept in {@code scratch} between
+     * pieces (layout: {@code scratch[0, 512)} the converted halfs, then 32 floats a row of the
+     * group); several tokens convert each row once into {@code scratch} and take every token there.
+     */
+    private static void matmulRowsF16Pieces(PackedMatrix p, float[] x, int xOffset, int xStride, float[] out,
+            int outOffset, int outStride, int nTokens, int r0, int r1, float[] scratch) {
+        int cols = p.cols();
+        MemorySegment seg = p.data;
+        if (nTokens > 1) {
+            for (int r = r0; r < r1; r++) {
+                PackedDot.dequantizePacked(p, r, scratch, 0);
+                for (int t = 0; t < nTokens; t++) {
+                    out[outOffset + t * outStride + r] = dotLanes8(scratch, x, xOffset + t * xStride, cols);
+                }
+            }
+            return;
+        }
+        int accBase = F16_CHUNK;
+        for (int g0 = r0 / PackedMatrix.F16_GROUP * PackedMatrix.F16_GROUP; g0 < r1; g0 += PackedMatrix.F16_GROUP) {
+            int a = Math.max(r0, g0), b = Math.min(r1, g0 + PackedMatrix.F16_GROUP);
+            for (int c = 0; c < cols; c += PackedMatrix.F16_PIECE) {
+                int len = Math.min(PackedMatrix.F16_PIECE, cols - c);
+                boolean first = c == 0, last = c + len == cols;
+                for (int r = a; r < b; r++) {
+                    int ao = accBase + 32 * (r - g0);
+                    FloatVector a0, a1, a2, a3;
+                    if (first) {
+                        a0 = FloatVector.zero(F8);
+                        a1 = a0;
+                        a2 = a0;
+                        a3 = a0;
+                    } else {
+                        a0 = FloatVector.fromArray(F8, scratch, ao);
+                        a1 = FloatVector.fromArray(F8, scratch, ao + 8);
+                        a2 = FloatVector.fromArray(F8, scratch, ao + 16);
+                        a3 = FloatVector.fromArray(F8, scratch, ao + 24);
+                    }
+                    long off = p.f16PieceOffset(r, c);
+                    for (int k = 0; k < len; k += F16_CHUNK) {
+                        int n = Math.min(F16_CHUNK, len - k);
+                        halfsToFloats(seg, off + 2L * k, scratch, 0, n);
+                        for (int i = 0; i < n; i += 32) {
+                            int xi = xOffset + c + k + i;
+                            a0 = FloatVector.fromArray(F8, scratch, i).fma(FloatVector.fromArray(F8, x, xi), a0);
+                            a1 = FloatVector.fromArray(F8, scratch, i + 8).fma(FloatVector.fromArray(F8, x, xi + 8), a1);
+                            a2 = FloatVector.fromArray(F8, scratch, i + 16).fma(FloatVector.fromArray(F8, x, xi + 16), a2);
+                            a3 = FloatVector.fromArray(F8, scratch, i + 24).fma(FloatVector.fromArray(F8, x, xi + 24), a3);
+                        }
+                    }
+                    if (last) {
+                        out[outOffset + r] = reduce4x8(a0, a1, a2, a3);
+                    } else {
+                        a0.intoArray(scratch, ao);
+                        a1.intoArray(scratch, ao + 8);
+                        a2.intoArray(scratch, ao + 16);
+                        a3.intoArray(scratch, ao + 24);
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@code w[0, n) . x[xo ..)} as {@link #dotF16Lanes8} sums it (n a multiple of 8), on floats. */
+    private static float dotLanes8(float[] w, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(F8);
+        for (int i = 0; i < n; i += 8) {
+            acc = FloatVector.fromArray(F8, w, i).fma(FloatVector.fromArray(F8, x, xo + i), acc);
+        }
+        return Int8Dot.hsum8(acc);
     }
 
     /** This thread's buffer of at least n floats for one dequantized row. */
