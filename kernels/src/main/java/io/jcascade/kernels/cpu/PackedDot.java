@@ -467,7 +467,7 @@ final class PackedDot {
     static void dequantizePacked(PackedMatrix p, int r, float[] out, int oo) {
         if (p.type == io.jcascade.gguf.GgmlType.F16) { // natural order, piece by piece
             for (int c = 0; c < p.cols; c += PackedMatrix.F16_PIECE) {
-                PanamaKernels.halfsToFloats(p.data, p.f16PieceOffset(r, c), out, oo + c,
+                PanamaKernels.packedHalfsToFloats(p.data, p.f16PieceOffset(r, c), out, oo + c,
                         Math.min(PackedMatrix.F16_PIECE, p.cols - c));
             }
             return;

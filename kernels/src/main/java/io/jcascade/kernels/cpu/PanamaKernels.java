@@ -900,7 +900,7 @@ public final class PanamaKernels implements CpuKernels {
                     long off = p.f16PieceOffset(r, c);
                     for (int k = 0; k < len; k += F16_CHUNK) {
                         int n = Math.min(F16_CHUNK, len - k);
-                        halfsToFloats(seg, off + 2L * k, scratch, 0, n);
+                        packedHalfsToFloats(seg, off + 2L * k, scratch, 0, n);
                         for (int i = 0; i < n; i += 32) {
                             int xi = xOffset + c + k + i;
                             a0 = FloatVector.fromArray(F8, scratch, i).fma(FloatVector.fromArray(F8, x, xi), a0);
@@ -948,6 +948,18 @@ public final class PanamaKernels implements CpuKernels {
      * bit manipulation, which the Vector API (no half-float lanes) needs.
      */
     static void halfsToFloats(MemorySegment seg, long off, float[] out, int oo, int n) {
+        for (int i = 0; i < n; i++) {
+            out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
+        }
+    }
+
+    /**
+     * {@link #halfsToFloats} for {@link PackedMatrix} copies only. The same loop twice on purpose:
+     * C2 profiles the segment's class per method, and file mappings and packed copies are two
+     * classes; one loop seeing both, after a prompt had run through the packed copies, made every
+     * file-layout F16 product of the decode steps after it about 1.5x slower (docs/BENCHMARKS.md).
+     */
+    static void packedHalfsToFloats(MemorySegment seg, long off, float[] out, int oo, int n) {
         for (int i = 0; i < n; i++) {
             out[oo + i] = Float.float16ToFloat(seg.get(I16_LE, off + 2L * i));
         }
