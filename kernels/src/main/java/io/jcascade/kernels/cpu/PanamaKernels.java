@@ -268,27 +268,33 @@ public final class PanamaKernels implements CpuKernels {
         }
         Objects.checkFromIndexSize(xOffset, (long) (nTokens - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(outOffset, (long) (nTokens - 1) * outStride + rows, out.length);
+        Q8Activations xq = null;
         if (w.type() == GgmlType.F16) {
-            matmulF16Pieces(w, x, xOffset, xStride, out, outOffset, outStride, nTokens);
-            return;
-        }
-        Q8Activations xq = q8.get();
-        xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
-        int[] perm = PackedMatrix.permutation(w);
-        // past EXACT_BATCH tokens the float tiles (interleaved Q4_0 and Q4_K: 16 rows dequantized
-        // column by column, then 16-row tiles; faster than their integer kernels from 17 tokens)
-        boolean integer = nTokens <= EXACT_BATCH;
-        if (integer && w.interleaved()) {
-            xq.interleaved(w.type(), nTokens);
-        } else if (!integer) {
-            // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
-            // the packed element order, against rows dequantized in that order
-            x = xq.dequantizePermuted(perm, nTokens);
-            xOffset = 0;
-            xStride = cols;
-            xq = null;
+            // column pieces: the file layout's float paths, activations rounded as there
+            if (int8 && nTokens <= EXACT_BATCH) {
+                x = roundedActivations(GgmlType.F16, x, xOffset, xStride, cols, nTokens);
+                xOffset = 0;
+                xStride = cols;
+            }
         } else {
-            xq.permute(perm, nTokens);
+            xq = q8.get();
+            xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
+            int[] perm = PackedMatrix.permutation(w);
+            // past EXACT_BATCH tokens the float tiles (interleaved Q4_0 and Q4_K: 16 rows dequantized
+            // column by column, then 16-row tiles; faster than their integer kernels from 17 tokens)
+            boolean integer = nTokens <= EXACT_BATCH;
+            if (integer && w.interleaved()) {
+                xq.interleaved(w.type(), nTokens);
+            } else if (!integer) {
+                // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
+                // the packed element order, against rows dequantized in that order
+                x = xq.dequantizePermuted(perm, nTokens);
+                xOffset = 0;
+                xStride = cols;
+                xq = null;
+            } else {
+                xq.permute(perm, nTokens);
+            }
         }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
             if (pool.tryAcquire()) {
@@ -304,34 +310,6 @@ public final class PanamaKernels implements CpuKernels {
         }
         if (xq != null) {
             matmulRowsPacked(w, xq, out, outOffset, outStride, nTokens, 0, rows);
-            return;
-        }
-        float[] s = inlineScratch.get();
-        if (s == null || s.length < floatRows(w) * cols) {
-            s = new float[floatRows(w) * cols];
-            inlineScratch.set(s);
-        }
-        matmulRows(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, 0, rows, s);
-    }
-
-    /** F16 in column pieces: the file layout's float paths, with activations rounded as there. */
-    private void matmulF16Pieces(PackedMatrix w, float[] x, int xOffset, int xStride, float[] out, int outOffset,
-            int outStride, int nTokens) {
-        int rows = w.rows();
-        int cols = w.cols();
-        if (int8 && nTokens <= EXACT_BATCH) {
-            x = roundedActivations(GgmlType.F16, x, xOffset, xStride, cols, nTokens);
-            xOffset = 0;
-            xStride = cols;
-        }
-        if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1 && pool.tryAcquire()) {
-            MatmulJob j = matmulJob;
-            try {
-                pool.run(j.set(null, w, x, xOffset, xStride, out, outOffset, outStride, nTokens, threads, null));
-            } finally {
-                j.clear();
-                pool.release();
-            }
             return;
         }
         float[] s = inlineScratch.get();
