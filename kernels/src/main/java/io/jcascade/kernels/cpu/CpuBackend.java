@@ -23,6 +23,9 @@ public final class CpuBackend implements Backend {
     private final CpuKernels kernels;
     /** Whether one-token projections run fused ({@link #matmulQkv}, {@link #ffnGateUp}); {@code -Djcascade.fuse=false} for comparisons. */
     private static final boolean FUSE = !"false".equalsIgnoreCase(System.getProperty("jcascade.fuse", "true"));
+    /** Whether prompt batches take {@link BatchAttention}; {@code -Djcascade.batchAttention=false} keeps the row-at-a-time loop (same values). */
+    static final boolean BATCH_ATTENTION =
+            !"false".equalsIgnoreCase(System.getProperty("jcascade.batchAttention", "true"));
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[256]);
 
     public CpuBackend(CpuKernels kernels) {
@@ -241,6 +244,22 @@ public final class CpuBackend implements Backend {
         }
         float[] qs = data(q);
         float[] os = data(out);
+        if (BATCH_ATTENTION && nTokens > 1 && kernels instanceof PanamaKernels && BatchAttention.supports(headDim)) {
+            BatchAttention.run(kernels, qs, keys, values, os, nHeads, nKvHeads, headDim, startPos, nTokens, qScale,
+                    kqScale);
+            return;
+        }
+        attentionRows(qs, keys, values, os, nHeads, nKvHeads, headDim, startPos, nTokens, qScale, kqScale);
+    }
+
+    /**
+     * Attention one (token, head) row at a time: for single tokens, and the reference
+     * {@link BatchAttention} is tested against. Cache layout as {@link CpuKvCache}; queries and
+     * outputs {@code [token][head][d]}.
+     */
+    void attentionRows(float[] qs, float[] keys, float[] values, float[] os, int nHeads, int nKvHeads, int headDim,
+            int startPos, int nTokens, float qScale, float kqScale) {
+        int kvDim = nKvHeads * headDim;
         int group = nHeads / nKvHeads;
         float scale = kqScale;
         // As llama.cpp's graph (no flash attention): scores = K . q with q rounded to f16, softmax

@@ -99,6 +99,42 @@ public final class GgmlMath {
         return Math.fma(s2, j, s2) * s1;
     }
 
+    /** Int lanes as many as the preferred float species' (a constant, so that C2 intrinsifies the casts). */
+    private static final jdk.incubator.vector.VectorSpecies<Integer> INT_LANES =
+            jdk.incubator.vector.VectorSpecies.of(int.class, jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorShape());
+
+    /**
+     * {@link #expf} lane by lane, in the same operations (so bit for bit the same): the three
+     * ranges of {@code |n|} computed for every lane and blended. Vectors of the preferred species.
+     */
+    static jdk.incubator.vector.FloatVector expf(jdk.incubator.vector.FloatVector x) {
+        if (x.species() != jdk.incubator.vector.FloatVector.SPECIES_PREFERRED) {
+            throw new IllegalArgumentException("expf takes vectors of the preferred species");
+        }
+        var z = x.fma(INV_LN2, SHIFT);
+        var n = z.sub(SHIFT);
+        var neg = n.neg();
+        var b = neg.fma(x.broadcast(LN2_LO), neg.fma(x.broadcast(LN2_HI), x));
+        var e = ((jdk.incubator.vector.IntVector) z.viewAsIntegralLanes())
+                .lanewise(jdk.incubator.vector.VectorOperators.LSHL, 23);
+        var k = (jdk.incubator.vector.FloatVector) e.add(Float.floatToRawIntBits(1f)).viewAsFloatingLanes();
+        var u = b.mul(b);
+        var j = b.fma(C4, C3).fma(u, b.fma(C2, C1)).fma(u, b.mul(C0));
+        var an = n.abs();
+        var near = j.fma(k, k);
+        var large = an.compare(jdk.incubator.vector.VectorOperators.GT, 126f);
+        if (!large.anyTrue()) {
+            return near;
+        }
+        var g = jdk.incubator.vector.IntVector.zero(INT_LANES)
+                .blend(0x82000000, n.compare(jdk.incubator.vector.VectorOperators.LE, 0f).cast(INT_LANES));
+        var s1 = (jdk.incubator.vector.FloatVector) g.add(0x7f000000).viewAsFloatingLanes();
+        var s2 = (jdk.incubator.vector.FloatVector) e.sub(g).viewAsFloatingLanes();
+        var mid = s2.fma(j, s2).mul(s1);
+        var far = s1.mul(s1);
+        return near.blend(mid, large).blend(far, an.compare(jdk.incubator.vector.VectorOperators.GT, 192f));
+    }
+
     /**
      * Element i of ggml's SwiGLU over a row of n: {@code silu(g) * u}, with silu {@code g / (1 + e)}
      * where e is {@link #expf} for the elements of full chunks of 8 (ggml_vec_silu_f32's vector
