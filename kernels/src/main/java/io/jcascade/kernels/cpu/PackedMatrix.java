@@ -216,6 +216,12 @@ public final class PackedMatrix {
      * {@link #permutation(GgmlType)}): for interleaved Q8_0 the order its float path's rows are
      * dequantized in, for interleaved Q4_0 and Q4_K the natural order.
      */
+    /** {@link #permutation(PackedMatrix)}, or null where it is the natural order. */
+    static int[] floatPathOrder(PackedMatrix p) {
+        int[] perm = permutation(p);
+        return perm == NATURAL_32 ? null : perm;
+    }
+
     static int[] permutation(PackedMatrix p) {
         if (!p.interleaved()) {
             return permutation(p.type);

@@ -171,19 +171,19 @@ public final class PanamaKernels implements CpuKernels {
             xStride = cols;
         }
         if (int8 && w.type().isQuantized()) {
-            xq = q8.get();
-            xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
             if (nTokens > EXACT_BATCH) {
-                // Long batches: the 8-bit activations dequantized once and multiplied in the float
-                // 4x4 tiles below. Without 8-bit dot instructions the float tile does ~4x fewer
-                // vector operations per weight than integer dots; the products are those of the
-                // integer path (exact floats for Q8_0/Q4_0), only the float rounding of the sums
-                // differs. Short batches (chat turns, the tests against llama.cpp) take the integer
-                // dots row by row (the row stays in L1 across the tokens): llama.cpp's numbers.
-                x = xq.dequantize(nTokens);
+                // Long batches: the 8-bit activations back as floats, multiplied in the float 4x4
+                // tiles below. Without 8-bit dot instructions the float tile does ~4x fewer vector
+                // operations per weight than integer dots; the products are those of the integer
+                // path (exact floats for Q8_0/Q4_0), only the float rounding of the sums differs.
+                // Short batches (chat turns, the tests against llama.cpp) take the integer dots row
+                // by row (the row stays in L1 across the tokens): llama.cpp's numbers.
+                x = quantizedFloats(w.type(), x, xOffset, xStride, cols, nTokens, null);
                 xOffset = 0;
                 xStride = cols;
-                xq = null;
+            } else {
+                xq = q8.get();
+                xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
             }
         }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
@@ -276,24 +276,21 @@ public final class PanamaKernels implements CpuKernels {
                 xOffset = 0;
                 xStride = cols;
             }
+        } else if (nTokens > EXACT_BATCH) {
+            // past EXACT_BATCH tokens the float tiles (interleaved Q4_0 and Q4_K: 16 rows dequantized
+            // column by column, then 16-row tiles; faster than their integer kernels from 17 tokens):
+            // as the file layout, the 8-bit activations as floats, here in the packed element order,
+            // against rows dequantized in that order
+            x = quantizedFloats(w.type(), x, xOffset, xStride, cols, nTokens, PackedMatrix.floatPathOrder(w));
+            xOffset = 0;
+            xStride = cols;
         } else {
             xq = q8.get();
             xq.quantize(w.type(), x, xOffset, xStride, cols, nTokens);
-            int[] perm = PackedMatrix.permutation(w);
-            // past EXACT_BATCH tokens the float tiles (interleaved Q4_0 and Q4_K: 16 rows dequantized
-            // column by column, then 16-row tiles; faster than their integer kernels from 17 tokens)
-            boolean integer = nTokens <= EXACT_BATCH;
-            if (integer && w.interleaved()) {
+            if (w.interleaved()) {
                 xq.interleaved(w.type(), nTokens);
-            } else if (!integer) {
-                // as the file layout: the 8-bit activations as floats through the 4x4 tiles, here in
-                // the packed element order, against rows dequantized in that order
-                x = xq.dequantizePermuted(perm, nTokens);
-                xOffset = 0;
-                xStride = cols;
-                xq = null;
             } else {
-                xq.permute(perm, nTokens);
+                xq.permute(PackedMatrix.permutation(w), nTokens);
             }
         }
         if ((long) rows * cols * nTokens >= MIN_PARALLEL_WORK && threads > 1) {
@@ -498,6 +495,28 @@ public final class PanamaKernels implements CpuKernels {
                 out[outOffset + t * outStride + r] = PackedDot.dot(w, r, xq, t);
             }
         }
+    }
+
+    private final ThreadLocal<float[]> promptActivations = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * A prompt's activations quantized to 8 bits and back as floats
+     * ({@link Q8Activations#quantizedFloats}, in the element order {@code perm} where not null),
+     * the tokens split over the threads: one pass, where quantizing a 256-token batch on one
+     * thread took about as long as a 512x2048 product of it.
+     */
+    private float[] quantizedFloats(GgmlType type, float[] x, int xOffset, int xStride, int cols, int nTokens,
+            int[] perm) {
+        float[] out = promptActivations.get();
+        if (out.length < cols * nTokens) {
+            out = new float[cols * nTokens];
+            promptActivations.set(out);
+        }
+        float[] dst = out;
+        int parts = Math.min(nTokens, 4 * threads);
+        parallelFor(parts, i -> Q8Activations.quantizedFloats(type, x, xOffset, xStride, cols, i * nTokens / parts,
+                (i + 1) * nTokens / parts, perm, dst));
+        return out;
     }
 
     private final ThreadLocal<float[]> rounded = ThreadLocal.withInitial(() -> new float[0]);

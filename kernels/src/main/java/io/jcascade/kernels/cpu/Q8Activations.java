@@ -1,6 +1,9 @@
 package io.jcascade.kernels.cpu;
 
 import io.jcascade.gguf.GgmlType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * A reusable buffer of activations quantized to 8 bits as llama.cpp does before multiplying them
@@ -260,5 +263,104 @@ final class Q8Activations {
             }
             d[db] = 1 / iscale;
         }
+    }
+
+    private static final VectorSpecies<Float> F16L = FloatVector.SPECIES_512;
+    /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to even: Math.rint. */
+    private static final float RINT = 0x1.8p23f;
+
+    /**
+     * The activations of the float prompt path for tokens {@code [t0, t1)}: each row quantized as
+     * {@link #quantize} does and back as {@link #dequantize} gives it ({@code d * q}), in the
+     * element order {@code perm} (per group of its length, as {@link #dequantizePermuted}; null for
+     * the natural order), token t at {@code out[t * n ..)}. The same floats, bit for bit, without
+     * the integer arrays; it touches only those tokens' rows, so threads may split a batch.
+     */
+    static void quantizedFloats(GgmlType weightType, float[] x, int xOffset, int xStride, int n, int t0, int t1,
+            int[] perm, float[] out) {
+        boolean q8k = usesQ8K(weightType);
+        int block = q8k ? 256 : 32;
+        float[] row = perm == null ? null : rowBuffer(n);
+        for (int t = t0; t < t1; t++) {
+            float[] v = perm == null ? out : row;
+            int o = perm == null ? t * n : 0;
+            for (int b = 0; b < n / block; b++) {
+                int xb = xOffset + t * xStride + block * b;
+                if (q8k) {
+                    blockQ8K(x, xb, v, o + block * b);
+                } else {
+                    blockQ8_0(x, xb, v, o + block * b);
+                }
+            }
+            if (perm != null) {
+                int g = perm.length;
+                for (int base = 0; base < n; base += g) {
+                    for (int i = 0; i < g; i++) {
+                        out[t * n + base + i] = row[base + perm[i]];
+                    }
+                }
+            }
+        }
+    }
+
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] rowBuffer(int n) {
+        float[] r = ROW.get();
+        if (r.length < n) {
+            r = new float[n];
+            ROW.set(r);
+        }
+        return r;
+    }
+
+    /** One Q8_0 block of 32 quantized as {@link #quantizeQ8_0} and back as floats, to {@code v[vo, vo + 32)}. */
+    private static void blockQ8_0(float[] x, int xb, float[] v, int vo) {
+        FloatVector a = FloatVector.fromArray(F16L, x, xb), b = FloatVector.fromArray(F16L, x, xb + 16);
+        float amax = a.abs().lanewise(VectorOperators.MAX, b.abs()).reduceLanes(VectorOperators.MAX);
+        float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+        float id = amax != 0 ? 127f / amax : 0f;
+        dequantized(a.mul(id), d, 127f).intoArray(v, vo);
+        dequantized(b.mul(id), d, 127f).intoArray(v, vo + 16);
+    }
+
+    /** One Q8_K block of 256 as {@link #quantizeQ8K} and back, to {@code v[vo, vo + 256)}. */
+    private static void blockQ8K(float[] x, int xb, float[] v, int vo) {
+        FloatVector m = FloatVector.zero(F16L);
+        for (int j = 0; j < 256; j += 16) {
+            m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(F16L, x, xb + j).abs());
+        }
+        float amax = m.reduceLanes(VectorOperators.MAX);
+        if (Float.isNaN(amax)) { // quantizeQ8K's maximum passes over NaN elements
+            amax = 0;
+            for (int j = 0; j < 256; j++) {
+                amax = Math.abs(x[xb + j]) > amax ? Math.abs(x[xb + j]) : amax;
+            }
+        }
+        if (amax == 0) {
+            java.util.Arrays.fill(v, vo, vo + 256, 0f);
+            return;
+        }
+        float max = 0;
+        for (int j = 0; j < 256; j++) { // the first element of that magnitude, sign and all
+            if (Math.abs(x[xb + j]) == amax) {
+                max = x[xb + j];
+                break;
+            }
+        }
+        float iscale = -127f / max;
+        float d = 1 / iscale;
+        for (int j = 0; j < 256; j += 16) {
+            dequantized(FloatVector.fromArray(F16L, x, xb + j).mul(iscale), d, 127f).intoArray(v, vo + j);
+        }
+    }
+
+    /**
+     * {@code d * min(top, (int) Math.rint(y))} lane by lane, for |y| at most about 127 (NaN
+     * lanes give 0 quants, as the int cast does).
+     */
+    private static FloatVector dequantized(FloatVector y, float d, float top) {
+        FloatVector r = y.add(RINT).sub(RINT).min(top);
+        return ((FloatVector) r.convert(VectorOperators.F2I, 0).convert(VectorOperators.I2F, 0)).mul(d);
     }
 }
