@@ -265,7 +265,8 @@ final class Q8Activations {
         }
     }
 
-    private static final VectorSpecies<Float> F16L = FloatVector.SPECIES_512;
+    /** The machine's vectors (4 to 16 lanes: they divide a block of 32). */
+    private static final VectorSpecies<Float> FP = FloatVector.SPECIES_PREFERRED;
     /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to even: Math.rint. */
     private static final float RINT = 0x1.8p23f;
 
@@ -316,19 +317,23 @@ final class Q8Activations {
 
     /** One Q8_0 block of 32 quantized as {@link #quantizeQ8_0} and back as floats, to {@code v[vo, vo + 32)}. */
     private static void blockQ8_0(float[] x, int xb, float[] v, int vo) {
-        FloatVector a = FloatVector.fromArray(F16L, x, xb), b = FloatVector.fromArray(F16L, x, xb + 16);
-        float amax = a.abs().lanewise(VectorOperators.MAX, b.abs()).reduceLanes(VectorOperators.MAX);
+        FloatVector m = FloatVector.zero(FP);
+        for (int j = 0; j < 32; j += FP.length()) {
+            m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(FP, x, xb + j).abs());
+        }
+        float amax = m.reduceLanes(VectorOperators.MAX);
         float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
         float id = amax != 0 ? 127f / amax : 0f;
-        dequantized(a.mul(id), d, 127f).intoArray(v, vo);
-        dequantized(b.mul(id), d, 127f).intoArray(v, vo + 16);
+        for (int j = 0; j < 32; j += FP.length()) {
+            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(id), d, 127f).intoArray(v, vo + j);
+        }
     }
 
     /** One Q8_K block of 256 as {@link #quantizeQ8K} and back, to {@code v[vo, vo + 256)}. */
     private static void blockQ8K(float[] x, int xb, float[] v, int vo) {
-        FloatVector m = FloatVector.zero(F16L);
-        for (int j = 0; j < 256; j += 16) {
-            m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(F16L, x, xb + j).abs());
+        FloatVector m = FloatVector.zero(FP);
+        for (int j = 0; j < 256; j += FP.length()) {
+            m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(FP, x, xb + j).abs());
         }
         float amax = m.reduceLanes(VectorOperators.MAX);
         if (Float.isNaN(amax)) { // quantizeQ8K's maximum passes over NaN elements
@@ -350,8 +355,8 @@ final class Q8Activations {
         }
         float iscale = -127f / max;
         float d = 1 / iscale;
-        for (int j = 0; j < 256; j += 16) {
-            dequantized(FloatVector.fromArray(F16L, x, xb + j).mul(iscale), d, 127f).intoArray(v, vo + j);
+        for (int j = 0; j < 256; j += FP.length()) {
+            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(iscale), d, 127f).intoArray(v, vo + j);
         }
     }
 
