@@ -305,10 +305,7 @@ public final class CpuBackend implements Backend {
             // tinyBLAS) takes the positions s = r mod width in order, by fused multiply-add; the
             // positions ggml pads with zero probabilities change nothing and are skipped
             int width = batch ? 8 : 32;
-            java.util.Arrays.fill(buf, accOff, accOff + width * headDim, 0f);
-            for (int s = 0; s < len; s++) {
-                kernels.axpy(buf[sc + s], values, s * kvDim + kvOffset, buf, accOff + (s % width) * headDim, headDim);
-            }
+            weightedValues(buf, sc, len, values, kvOffset, kvDim, headDim, width, buf, accOff);
             for (int d = 0; d < headDim; d++) {
                 int a = accOff + d;
                 os[qOffset + d] = batch ? hsum8(buf, a, headDim) : reduce32(buf, a, headDim);
@@ -317,6 +314,56 @@ public final class CpuBackend implements Backend {
     }
 
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[32]);
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> F = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+
+    /**
+     * The {@code width} accumulators of {@code sum_s p[s] * v[s]}: accumulator r takes the positions
+     * {@code s = r mod width} in order by fused multiply-add ({@code acc[accOff + r * headDim + d]}).
+     * One accumulator at a time, over its positions, in registers: the same chains as an axpy per
+     * position into a buffer, without loading and storing the buffer at every position. Values
+     * {@code v[s][d]} at {@code values[s * kvDim + vOff + d]}, {@code p[s]} at {@code p[pOff + s]}.
+     */
+    static void weightedValues(float[] p, int pOff, int len, float[] values, int vOff, int kvDim, int headDim,
+            int width, float[] acc, int accOff) {
+        for (int r = 0; r < width; r++) {
+            int ao = accOff + r * headDim;
+            int d = 0;
+            for (; d + 4 * L <= headDim; d += 4 * L) {
+                var a0 = jdk.incubator.vector.FloatVector.zero(F);
+                var a1 = jdk.incubator.vector.FloatVector.zero(F);
+                var a2 = jdk.incubator.vector.FloatVector.zero(F);
+                var a3 = jdk.incubator.vector.FloatVector.zero(F);
+                for (int s = r, v = r * kvDim + vOff + d; s < len; s += width, v += width * kvDim) {
+                    var w = jdk.incubator.vector.FloatVector.broadcast(F, p[pOff + s]);
+                    a0 = jdk.incubator.vector.FloatVector.fromArray(F, values, v).fma(w, a0);
+                    a1 = jdk.incubator.vector.FloatVector.fromArray(F, values, v + L).fma(w, a1);
+                    a2 = jdk.incubator.vector.FloatVector.fromArray(F, values, v + 2 * L).fma(w, a2);
+                    a3 = jdk.incubator.vector.FloatVector.fromArray(F, values, v + 3 * L).fma(w, a3);
+                }
+                a0.intoArray(acc, ao + d);
+                a1.intoArray(acc, ao + d + L);
+                a2.intoArray(acc, ao + d + 2 * L);
+                a3.intoArray(acc, ao + d + 3 * L);
+            }
+            for (; d + L <= headDim; d += L) {
+                var a = jdk.incubator.vector.FloatVector.zero(F);
+                for (int s = r, v = r * kvDim + vOff + d; s < len; s += width, v += width * kvDim) {
+                    a = jdk.incubator.vector.FloatVector.fromArray(F, values, v).fma(
+                            jdk.incubator.vector.FloatVector.broadcast(F, p[pOff + s]), a);
+                }
+                a.intoArray(acc, ao + d);
+            }
+            for (; d < headDim; d++) {
+                float a = 0f;
+                for (int s = r; s < len; s += width) {
+                    a = Math.fma(p[pOff + s], values[s * kvDim + vOff + d], a);
+                }
+                acc[ao + d] = a;
+            }
+        }
+    }
 
     /** ggml's hsum_float_8 of the 8 accumulators {@code buf[at + r * stride]}. */
     private static float hsum8(float[] buf, int at, int stride) {
