@@ -259,6 +259,12 @@ public final class CpuBackend implements Backend {
      */
     void attentionRows(float[] qs, float[] keys, float[] values, float[] os, int nHeads, int nKvHeads, int headDim,
             int startPos, int nTokens, float qScale, float kqScale) {
+        attentionRows(qs, keys, values, os, nHeads, nKvHeads, headDim, startPos, nTokens, qScale, kqScale, GROUP_FROM);
+    }
+
+    /** As above, the query heads of a KV head sharing a task from {@code groupFrom} positions (tests take both ways). */
+    void attentionRows(float[] qs, float[] keys, float[] values, float[] os, int nHeads, int nKvHeads, int headDim,
+            int startPos, int nTokens, float qScale, float kqScale, int groupFrom) {
         int kvDim = nKvHeads * headDim;
         int group = nHeads / nKvHeads;
         float scale = kqScale;
@@ -266,51 +272,96 @@ public final class CpuBackend implements Backend {
         // with ggml's exp, probabilities rounded to f16, times V; the sums in ggml's order, which
         // differs between a single token (ggml_vec_dot_f16) and a batch (tinyBLAS, 8 lanes).
         boolean batch = nTokens > 1;
-        kernels.parallelFor(nTokens * nHeads, task -> {
-            int t = task / nHeads;
-            int h = task % nHeads;
+        int width = batch ? 8 : 32; // accumulators of the weighted values (ggml_vec_dot_f16's 32, tinyBLAS's 8)
+        // Long contexts: one task per (token, KV head), the query heads that share a KV head taking
+        // each block of ROWS cache positions in turn while it is in L1/L2, instead of each reading
+        // the whole cache (GROUP_FROM positions on). Short ones: one task per query head, all its
+        // positions in one pass (more, smaller tasks: at 256 positions the grouped tasks were slower). buf: the task's
+        // queries rounded to half (heads x headDim); their scores, then probabilities (heads x
+        // padded); their accumulators for the weighted sum of values (heads x width x headDim).
+        int heads = startPos + nTokens >= groupFrom ? group : 1;
+        int perGroup = group / heads;
+        kernels.parallelFor(nTokens * nKvHeads * perGroup, task -> {
+            int t = task / (nKvHeads * perGroup);
+            int g = task / perGroup % nKvHeads;
+            int h0 = g * group + task % perGroup * heads; // the task's first query head
             int len = startPos + t + 1;
             int padded = (len + 31) & ~31;
-            int kvOffset = (h / group) * headDim;
-            // buf: [0, headDim) the query rounded to half; [headDim, +padded) scores, then
-            // probabilities; then 32 * headDim accumulators for the weighted sum of values.
-            float[] buf = scratch(headDim + padded + 32 * headDim);
-            float[] lanes = LANES.get();
-            int sc = headDim, accOff = headDim + padded;
-            int qOffset = t * nHeads * headDim + h * headDim;
-            for (int d = 0; d < headDim; d++) {
-                buf[d] = toHalf(qScale == 1.0f ? qs[qOffset + d] : qs[qOffset + d] * qScale);
+            int kvOffset = g * headDim;
+            int block = heads == 1 ? padded : ROWS; // one head alone takes its positions in one pass
+            int sc = heads * headDim, accOff = sc + heads * padded, end = accOff + heads * width * headDim;
+            float[] buf = scratch(end);
+            int qOffset = t * nHeads * headDim + h0 * headDim; // the task's heads are consecutive
+            for (int i = 0; i < heads * headDim; i++) {
+                buf[i] = toHalf(qScale == 1.0f ? qs[qOffset + i] : qs[qOffset + i] * qScale);
             }
-            float max = Float.NEGATIVE_INFINITY;
-            for (int s = 0; s < len; s++) {
-                float dot = batch ? GgmlMath.dot8(buf, 0, keys, s * kvDim + kvOffset, headDim, lanes)
-                        : GgmlMath.dotF16(buf, 0, keys, s * kvDim + kvOffset, headDim, lanes);
-                buf[sc + s] = dot * scale;
-                max = Math.max(max, buf[sc + s]);
-            }
-            // ggml_vec_soft_max_f32: v_expf per chunk of 8 (masked positions give 0), chunk sums
-            // (hsum8) added in double, then one float reciprocal
-            double sum = 0;
-            for (int s0 = 0; s0 < padded; s0 += 8) {
-                for (int s = s0; s < s0 + 8; s++) {
-                    buf[sc + s] = s < len ? GgmlMath.expf(buf[sc + s] - max) : 0f;
+            for (int s0 = 0; s0 < len; s0 += block) {
+                int n = Math.min(block, len - s0);
+                for (int j = 0; j < heads; j++) {
+                    blockScores(buf, j * headDim, keys, s0 * kvDim + kvOffset, kvDim, n, headDim, scale, batch,
+                            sc + j * padded + s0);
                 }
-                sum += GgmlMath.hsum8(buf, sc + s0);
             }
-            float inv = (float) (1.0 / sum);
-            for (int s = 0; s < len; s++) {
-                buf[sc + s] = toHalf(buf[sc + s] * inv);
+            for (int j = 0; j < heads; j++) {
+                softmax(buf, sc + j * padded, len, padded);
             }
-            // out[d] = sum_s p_s * v[s][d]: accumulator r (of 32 for ggml_vec_dot_f16, of 8 for
-            // tinyBLAS) takes the positions s = r mod width in order, by fused multiply-add; the
-            // positions ggml pads with zero probabilities change nothing and are skipped
-            int width = batch ? 8 : 32;
-            weightedValues(buf, sc, len, values, kvOffset, kvDim, headDim, width, buf, accOff);
-            for (int d = 0; d < headDim; d++) {
-                int a = accOff + d;
-                os[qOffset + d] = batch ? hsum8(buf, a, headDim) : reduce32(buf, a, headDim);
+            // out[d] = sum_s p_s * v[s][d]: accumulator r takes the positions s = r mod width in
+            // order, by fused multiply-add; the positions ggml pads with zero probabilities change
+            // nothing and are skipped
+            java.util.Arrays.fill(buf, accOff, end, 0f);
+            for (int s0 = 0; s0 < len; s0 += block) { // block is a multiple of every width
+                int n = Math.min(block, len - s0);
+                for (int j = 0; j < heads; j++) {
+                    weightedValues(buf, sc + j * padded + s0, n, values, s0 * kvDim + kvOffset, kvDim, headDim, width,
+                            buf, accOff + j * width * headDim);
+                }
+            }
+            for (int j = 0; j < heads; j++) {
+                for (int d = 0; d < headDim; d++) {
+                    int at = accOff + j * width * headDim + d;
+                    os[qOffset + j * headDim + d] = batch ? hsum8(buf, at, headDim) : reduce32(buf, at, headDim);
+                }
             }
         });
+    }
+
+    /**
+     * Scores of one query ({@code buf[q ..)}, rounded to half) against {@code n} key rows
+     * ({@code keys[k + i * stride ..)}), times {@code scale}, to {@code buf[o + i]}: summed as
+     * ggml_vec_dot_f16 (one token) or tinyBLAS (a batch) sums them.
+     */
+    private static void blockScores(float[] buf, int q, float[] keys, int k, int stride, int n, int headDim,
+            float scale, boolean batch, int o) {
+        float[] lanes = LANES.get();
+        for (int i = 0; i < n; i++) {
+            float dot = batch ? GgmlMath.dot8(buf, q, keys, k + i * stride, headDim, lanes)
+                    : GgmlMath.dotF16(buf, q, keys, k + i * stride, headDim, lanes);
+            buf[o + i] = dot * scale;
+        }
+    }
+
+    /**
+     * ggml_vec_soft_max_f32 over the scores {@code buf[o, o + len)}, in place, then the
+     * probabilities rounded to half: v_expf per chunk of 8 (positions past len give 0), chunk
+     * sums (hsum8) added in double, one float reciprocal. {@code buf[o + len, o + padded)} is
+     * scratch.
+     */
+    private static void softmax(float[] buf, int o, int len, int padded) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int s = 0; s < len; s++) {
+            max = Math.max(max, buf[o + s]);
+        }
+        double sum = 0;
+        for (int s0 = 0; s0 < padded; s0 += 8) {
+            for (int s = s0; s < s0 + 8; s++) {
+                buf[o + s] = s < len ? GgmlMath.expf(buf[o + s] - max) : 0f;
+            }
+            sum += GgmlMath.hsum8(buf, o + s0);
+        }
+        float inv = (float) (1.0 / sum);
+        for (int s = 0; s < len; s++) {
+            buf[o + s] = toHalf(buf[o + s] * inv);
+        }
     }
 
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[32]);
@@ -318,24 +369,35 @@ public final class CpuBackend implements Backend {
     private static final jdk.incubator.vector.VectorSpecies<Float> F = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
 
+    /** Cache positions a group of query heads takes at a time: a multiple of 32 (the widest accumulator cycle). */
+    private static final int ROWS = 128;
     /**
-     * The {@code width} accumulators of {@code sum_s p[s] * v[s]}: accumulator r takes the positions
-     * {@code s = r mod width} in order by fused multiply-add ({@code acc[accOff + r * headDim + d]}).
-     * One accumulator at a time, over its positions, in registers: the same chains as an axpy per
-     * position into a buffer, without loading and storing the buffer at every position. Values
-     * {@code v[s][d]} at {@code values[s * kvDim + vOff + d]}, {@code p[s]} at {@code p[pOff + s]}.
+     * Positions from which the query heads of a KV head share one task ({@link #attentionRows}):
+     * in AttentionBench (2 threads, docs/BENCHMARKS.md) as fast or faster from 2048 positions,
+     * 1.2x at 4096, 1.4-1.8x at 8192, but slower at 256.
      */
-    static void weightedValues(float[] p, int pOff, int len, float[] values, int vOff, int kvDim, int headDim,
+    static final int GROUP_FROM = 2048;
+
+    /**
+     * Adds positions {@code [0, n)} of a block (whose first position is a multiple of
+     * {@code width}) to the {@code width} accumulators of {@code sum_s p[s] * v[s]}: accumulator
+     * r takes the positions {@code s = r mod width} in order by fused multiply-add
+     * ({@code acc[accOff + r * headDim + d]}). One accumulator at a time, over its positions, in
+     * registers: the same chains as an axpy per position, without loading and storing the
+     * accumulators at every position. {@code v[s][d]} at {@code values[vOff + s * vStride + d]},
+     * {@code p[s]} at {@code p[pOff + s]}.
+     */
+    static void weightedValues(float[] p, int pOff, int n, float[] values, int vOff, int vStride, int headDim,
             int width, float[] acc, int accOff) {
-        for (int r = 0; r < width; r++) {
+        for (int r = 0; r < Math.min(width, n); r++) {
             int ao = accOff + r * headDim;
             int d = 0;
             for (; d + 4 * L <= headDim; d += 4 * L) {
-                var a0 = jdk.incubator.vector.FloatVector.zero(F);
-                var a1 = jdk.incubator.vector.FloatVector.zero(F);
-                var a2 = jdk.incubator.vector.FloatVector.zero(F);
-                var a3 = jdk.incubator.vector.FloatVector.zero(F);
-                for (int s = r, v = r * kvDim + vOff + d; s < len; s += width, v += width * kvDim) {
+                var a0 = jdk.incubator.vector.FloatVector.fromArray(F, acc, ao + d);
+                var a1 = jdk.incubator.vector.FloatVector.fromArray(F, acc, ao + d + L);
+                var a2 = jdk.incubator.vector.FloatVector.fromArray(F, acc, ao + d + 2 * L);
+                var a3 = jdk.incubator.vector.FloatVector.fromArray(F, acc, ao + d + 3 * L);
+                for (int s = r, v = vOff + r * vStride + d; s < n; s += width, v += width * vStride) {
                     var w = jdk.incubator.vector.FloatVector.broadcast(F, p[pOff + s]);
                     a0 = jdk.incubator.vector.FloatVector.fromArray(F, values, v).fma(w, a0);
                     a1 = jdk.incubator.vector.FloatVector.fromArray(F, values, v + L).fma(w, a1);
@@ -348,17 +410,17 @@ public final class CpuBackend implements Backend {
                 a3.intoArray(acc, ao + d + 3 * L);
             }
             for (; d + L <= headDim; d += L) {
-                var a = jdk.incubator.vector.FloatVector.zero(F);
-                for (int s = r, v = r * kvDim + vOff + d; s < len; s += width, v += width * kvDim) {
+                var a = jdk.incubator.vector.FloatVector.fromArray(F, acc, ao + d);
+                for (int s = r, v = vOff + r * vStride + d; s < n; s += width, v += width * vStride) {
                     a = jdk.incubator.vector.FloatVector.fromArray(F, values, v).fma(
                             jdk.incubator.vector.FloatVector.broadcast(F, p[pOff + s]), a);
                 }
                 a.intoArray(acc, ao + d);
             }
             for (; d < headDim; d++) {
-                float a = 0f;
-                for (int s = r; s < len; s += width) {
-                    a = Math.fma(p[pOff + s], values[s * kvDim + vOff + d], a);
+                float a = acc[ao + d];
+                for (int s = r; s < n; s += width) {
+                    a = Math.fma(p[pOff + s], values[vOff + s * vStride + d], a);
                 }
                 acc[ao + d] = a;
             }

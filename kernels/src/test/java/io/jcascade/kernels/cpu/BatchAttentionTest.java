@@ -138,6 +138,24 @@ class BatchAttentionTest {
         assertThat(got[last * heads * dim + 3]).isInfinite();
     }
 
+    @ParameterizedTest(name = "heads {0}/{1}, dim {2}, start {3}, tokens {4}")
+    @CsvSource({"32, 8, 64, 300, 1", "8, 2, 96, 130, 1", "4, 4, 64, 0, 1", "8, 2, 64, 40, 5", "6, 2, 48, 260, 3"})
+    void queryHeadsSharingATaskGiveTheSameBits(int heads, int kvHeads, int dim, int start, int tokens) {
+        Case c = new Case(heads, kvHeads, dim, start, tokens, new Random(start * 3L + dim + tokens));
+        float[] alone = new float[tokens * heads * dim], shared = new float[alone.length];
+        java.util.Arrays.fill(shared, Float.NaN);
+        backend.attentionRows(c.q, c.keys, c.values, alone, heads, kvHeads, dim, start, tokens, c.qScale, c.kqScale,
+                Integer.MAX_VALUE);
+        backend.attentionRows(c.q, c.keys, c.values, shared, heads, kvHeads, dim, start, tokens, c.qScale, c.kqScale, 0);
+        for (int i = 0; i < alone.length; i++) {
+            assertThat(Float.floatToIntBits(shared[i])).as("output %d", i).isEqualTo(Float.floatToIntBits(alone[i]));
+        }
+        double[] exact = c.exact();
+        for (int i = 0; i < alone.length; i++) {
+            assertThat((double) alone[i]).as("output %d", i).isCloseTo(exact[i], org.assertj.core.data.Offset.offset(4e-3));
+        }
+    }
+
     /** Random queries and a cache of halfs holding {@code start + tokens} positions. */
     private static final class Case {
         final int heads, kvHeads, dim, start, tokens;
