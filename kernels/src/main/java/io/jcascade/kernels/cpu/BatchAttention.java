@@ -69,12 +69,12 @@ final class BatchAttention {
         int padded = (maxLen + 7) & ~7;
         float[] buf = scratch(headDim * L + padded * L + L);
         int pOff = headDim * L;
-        int cOff = pOff + padded * L; // L floats: one lane's results on their way out
+        int cOff = pOff + padded * L; // L floats: a value per lane (chunk sums, reciprocals) on its way to a scalar
         // qT[d][lane]: token t0 + lane's query, rounded to half; lanes past the batch hold 0
         for (int i = 0; i < L; i++) {
             int qo = (t0 + i) * width + h * headDim;
             for (int d = 0; d < headDim; d++) {
-                buf[d * L + i] = i < nb ? toHalf(qs[qo + d] * qScale) : 0f;
+                buf[d * L + i] = i < nb ? CpuBackend.toHalf(qs[qo + d] * qScale) : 0f;
             }
         }
         scores(buf, keys, kvDim, kvOffset, headDim, maxLen, unmasked, kqScale);
@@ -348,10 +348,6 @@ final class BatchAttention {
         IntVector odd = u.lanewise(VectorOperators.LSHR, 13).and(1);
         FloatVector normal = (FloatVector) u.add(odd.add(0xFFF)).and(~0x1FFF).viewAsFloatingLanes();
         return normal.blend(sub, x.lt(0x1p-14f));
-    }
-
-    private static float toHalf(float x) {
-        return Float.float16ToFloat(Float.floatToFloat16(x));
     }
 
     private static float[] scratch(int size) {

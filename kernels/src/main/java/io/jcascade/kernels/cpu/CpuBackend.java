@@ -273,12 +273,13 @@ public final class CpuBackend implements Backend {
         // differs between a single token (ggml_vec_dot_f16) and a batch (tinyBLAS, 8 lanes).
         boolean batch = nTokens > 1;
         int width = batch ? 8 : 32; // accumulators of the weighted values (ggml_vec_dot_f16's 32, tinyBLAS's 8)
-        // Long contexts: one task per (token, KV head), the query heads that share a KV head taking
-        // each block of ROWS cache positions in turn while it is in L1/L2, instead of each reading
-        // the whole cache (GROUP_FROM positions on). Short ones: one task per query head, all its
-        // positions in one pass (more, smaller tasks: at 256 positions the grouped tasks were slower). buf: the task's
-        // queries rounded to half (heads x headDim); their scores, then probabilities (heads x
-        // padded); their accumulators for the weighted sum of values (heads x width x headDim).
+        // Long contexts (GROUP_FROM positions on): one task per (token, KV head), the query heads
+        // that share a KV head taking each block of ROWS cache positions in turn while it is in
+        // L1/L2, instead of each reading the whole cache. Short ones: one task per query head, all
+        // its positions in one pass (more, smaller tasks; at 256 positions grouped ones were
+        // slower). buf: the task's queries rounded to half (heads x headDim); their scores, then
+        // probabilities (heads x padded); their accumulators for the weighted sum of values
+        // (heads x width x headDim).
         int heads = startPos + nTokens >= groupFrom ? group : 1;
         int perGroup = group / heads;
         kernels.parallelFor(nTokens * nKvHeads * perGroup, task -> {
@@ -461,7 +462,8 @@ public final class CpuBackend implements Backend {
         return buf;
     }
 
-    private static float toHalf(float x) {
+    /** {@code x} rounded to half precision (to nearest even) and back, as the cache stores it. */
+    static float toHalf(float x) {
         return Float.float16ToFloat(Float.floatToFloat16(x));
     }
 

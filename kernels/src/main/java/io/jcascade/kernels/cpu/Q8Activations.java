@@ -325,7 +325,7 @@ final class Q8Activations {
         float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
         float id = amax != 0 ? 127f / amax : 0f;
         for (int j = 0; j < 32; j += FP.length()) {
-            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(id), d, 127f).intoArray(v, vo + j);
+            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(id), d).intoArray(v, vo + j);
         }
     }
 
@@ -356,16 +356,16 @@ final class Q8Activations {
         float iscale = -127f / max;
         float d = 1 / iscale;
         for (int j = 0; j < 256; j += FP.length()) {
-            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(iscale), d, 127f).intoArray(v, vo + j);
+            dequantized(FloatVector.fromArray(FP, x, xb + j).mul(iscale), d).intoArray(v, vo + j);
         }
     }
 
     /**
-     * {@code d * min(top, (int) Math.rint(y))} lane by lane, for |y| at most about 127 (NaN
+     * {@code d * min(127, (int) Math.rint(y))} lane by lane, for |y| at most about 127 (NaN
      * lanes give 0 quants, as the int cast does).
      */
-    private static FloatVector dequantized(FloatVector y, float d, float top) {
-        FloatVector r = y.add(RINT).sub(RINT).min(top);
+    private static FloatVector dequantized(FloatVector y, float d) {
+        FloatVector r = y.add(RINT).sub(RINT).min(127f);
         return ((FloatVector) r.convert(VectorOperators.F2I, 0).convert(VectorOperators.I2F, 0)).mul(d);
     }
 }
