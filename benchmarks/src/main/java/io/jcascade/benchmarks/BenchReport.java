@@ -2,6 +2,7 @@ package io.jcascade.benchmarks;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jcascade.engine.model.Llama;
 import io.jcascade.gguf.GgufFile;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -131,7 +132,7 @@ public final class BenchReport {
 
     private static long bytesPerToken(String model) {
         try (GgufFile g = GgufFile.open(Path.of(model))) {
-            return Weights.bytesPerToken(g);
+            return Llama.weightBytesPerToken(g);
         } catch (IOException | RuntimeException e) {
             System.err.println("BenchReport: cannot read " + model + " for its weight bytes: " + e.getMessage());
             return -1;

@@ -1,8 +1,6 @@
 package io.jcascade.benchmarks;
 
 import io.jcascade.gguf.GgmlType;
-import io.jcascade.gguf.GgufFile;
-import io.jcascade.gguf.GgufTensor;
 import io.jcascade.kernels.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -97,23 +95,5 @@ public final class Weights {
             }
         }
         return p;
-    }
-
-    /**
-     * Weight bytes one decode step reads: every tensor but the token embedding (of which it reads
-     * one row), plus the embedding again when it doubles as the output head (no
-     * {@code output.weight}). The KV cache and activations are not counted.
-     */
-    public static long bytesPerToken(GgufFile gguf) {
-        long total = 0;
-        for (GgufTensor t : gguf.tensors()) {
-            if (!t.name().equals("token_embd.weight")) {
-                total += t.byteSize();
-            }
-        }
-        if (gguf.findTensor("output.weight").isEmpty()) {
-            total += gguf.findTensor("token_embd.weight").map(GgufTensor::byteSize).orElse(0L);
-        }
-        return total;
     }
 }

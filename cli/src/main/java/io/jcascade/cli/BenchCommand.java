@@ -13,6 +13,7 @@ import io.jcascade.kernels.Backends;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.OptionalDouble;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -29,6 +30,11 @@ import picocli.CommandLine.Spec;
  * tokenizer, no text), so the figures do not depend on what the model would say. An untimed
  * warm-up run comes first (it lets the JIT compile the kernels), then {@code --repetitions} timed
  * runs; the figures are their mean and standard deviation.
+ *
+ * <p>Beside them it prints the decode ceiling: the backend's {@link Backend#measureBandwidth()
+ * measured bandwidth} (the CPU's read bandwidth on all threads, a GPU's device copy bandwidth)
+ * divided by the weight bytes one token reads ({@link Llama#weightBytesPerToken}), and decode's
+ * share of it. {@code --no-bandwidth} skips that measurement.
  *
  * <pre>
  * ./jcascade bench --model models/stories260K.gguf --threads 2
@@ -68,6 +74,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON line instead of the table")
     boolean json;
 
+    @Option(names = "--bandwidth", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "measure the backend's memory bandwidth after the runs and report decode against the "
+                    + "ceiling it sets (default: on; --no-bandwidth skips it)")
+    boolean bandwidth;
+
     @Override
     public Integer call() throws Exception {
         if (promptTokens < 1 || genTokens < 1) {
@@ -101,7 +112,8 @@ final class BenchCommand implements Callable<Integer> {
                     prefill[i] = promptTokens / (nanos[0] / 1e9);
                     decode[i] = genTokens / (nanos[1] / 1e9);
                 }
-                report(b.name(), nThreads, prefill, decode, gguf);
+                OptionalDouble bytesPerSecond = bandwidth ? b.measureBandwidth() : OptionalDouble.empty();
+                report(b.name(), nThreads, prefill, decode, gguf, bytesPerSecond);
             }
         }
         return 0;
@@ -124,9 +136,10 @@ final class BenchCommand implements Callable<Integer> {
         return new long[] {prefilled - start, end - prefilled};
     }
 
-    private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf)
-            throws Exception {
+    private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf,
+            OptionalDouble bytesPerSecond) throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        long weightBytes = Llama.weightBytesPerToken(gguf);
         if (json) {
             ObjectNode o = new ObjectMapper().createObjectNode();
             o.put("prefill_tokens_per_s", round(mean(prefill)));
@@ -135,6 +148,13 @@ final class BenchCommand implements Callable<Integer> {
             o.put("gen_tokens", genTokens);
             o.put("threads", nThreads);
             o.put("backend", backendName);
+            o.put("weight_bytes_per_token", weightBytes);
+            if (bytesPerSecond.isPresent()) {
+                double ceiling = bytesPerSecond.getAsDouble() / weightBytes;
+                o.put("bandwidth_gb_per_s", round(bytesPerSecond.getAsDouble() / 1e9));
+                o.put("decode_ceiling_tokens_per_s", round(ceiling));
+                o.put("decode_share_of_ceiling", Math.round(mean(decode) / ceiling * 1000) / 1000.0);
+            }
             out.println(new ObjectMapper().writeValueAsString(o));
         } else {
             long bytes = 0;
@@ -147,6 +167,13 @@ final class BenchCommand implements Callable<Integer> {
                     + " runs after 1 warm-up run)");
             out.printf("%-8s %10.2f ± %.2f%n", "pp" + promptTokens, mean(prefill), sd(prefill));
             out.printf("%-8s %10.2f ± %.2f%n", "tg" + genTokens, mean(decode), sd(decode));
+            if (bytesPerSecond.isPresent()) {
+                double ceiling = bytesPerSecond.getAsDouble() / weightBytes;
+                out.printf("decode ceiling %.2f tokens/s = %.1f GB/s %s ÷ %.3f GB of weights per token; tg%d at %.0f %% of it%n",
+                        ceiling, bytesPerSecond.getAsDouble() / 1e9,
+                        backendName.equals("cpu") ? "read on " + nThreads + " threads" : "device copy",
+                        weightBytes / 1e9, genTokens, 100 * mean(decode) / ceiling);
+            }
         }
         out.flush();
     }

@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jcascade.cli.CliTest.Run;
 import java.util.ArrayList;
 import java.util.List;
+import org.assertj.core.data.Offset;
+import org.assertj.core.data.Percentage;
 import org.junit.jupiter.api.Test;
 
 /** {@code jcascade bench} on stories260K with tiny settings: the output's shape, never its speed. */
@@ -16,7 +18,7 @@ class BenchCommandTest {
     @Test
     void jsonIsOneLineWithExactlyTheDocumentedFields() throws Exception {
         Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
-                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json");
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json", "--no-bandwidth");
         assertThat(r.exit()).as(r.err()).isZero();
         List<String> lines = r.out().lines().filter(l -> !l.isBlank()).toList();
         assertThat(lines).hasSize(1);
@@ -24,7 +26,7 @@ class BenchCommandTest {
         List<String> fields = new ArrayList<>();
         o.fieldNames().forEachRemaining(fields::add);
         assertThat(fields).containsExactlyInAnyOrder("prefill_tokens_per_s", "decode_tokens_per_s", "prompt_tokens",
-                "gen_tokens", "threads", "backend");
+                "gen_tokens", "threads", "backend", "weight_bytes_per_token");
         assertThat(o.get("prefill_tokens_per_s").isNumber()).isTrue();
         assertThat(o.get("prefill_tokens_per_s").asDouble()).isPositive();
         assertThat(o.get("decode_tokens_per_s").isNumber()).isTrue();
@@ -36,12 +38,29 @@ class BenchCommandTest {
     }
 
     @Test
+    void bandwidthFieldsAreTheMeasuredBandwidthOverTheWeightBytes() throws Exception {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json");
+        assertThat(r.exit()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out().strip());
+        double gbs = o.get("bandwidth_gb_per_s").asDouble();
+        long bytes = o.get("weight_bytes_per_token").asLong();
+        double ceiling = o.get("decode_ceiling_tokens_per_s").asDouble();
+        // A real machine reads between 0.1 GB/s and 10 TB/s; a broken measurement lands outside.
+        assertThat(gbs).isBetween(0.1, 10_000.0);
+        assertThat(ceiling).isCloseTo(gbs * 1e9 / bytes, Percentage.withPercentage(0.5));
+        assertThat(o.get("decode_share_of_ceiling").asDouble())
+                .isCloseTo(o.get("decode_tokens_per_s").asDouble() / ceiling, Offset.offset(0.002));
+    }
+
+    @Test
     void tableNamesTheTestsAndTheRepetitions() {
         Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
                 "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "2");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).contains("pp8").contains("tg4").contains("2 runs after 1 warm-up run")
-                .contains("threads: 1");
+                .contains("threads: 1")
+                .contains("decode ceiling").contains("GB/s read on 1 threads");
     }
 
     @Test

@@ -1,5 +1,7 @@
 package io.jcascade.kernels;
 
+import java.util.OptionalDouble;
+
 /**
  * The seam between the forward pass and the hardware that runs it: the engine describes a
  * transformer step as calls on this interface, and each backend (the CPU here; CUDA next) keeps
@@ -68,6 +70,22 @@ public interface Backend extends AutoCloseable {
 
     /** Short name, e.g. {@code cpu}. */
     String name();
+
+    /**
+     * Measures, now, the rate in bytes per second at which this backend streams memory the way a
+     * decode step streams its weights: the ceiling that decode's tokens/s is judged against
+     * (bandwidth ÷ weight bytes per token). The CPU reads a buffer far larger than its caches on
+     * all its threads; a GPU copies one device buffer to another and counts the bytes read plus
+     * the bytes written, as copy bandwidth is usually quoted. Takes about a second; the best of a
+     * few passes is returned. Empty for a backend that has no such measurement.
+     *
+     * <pre>{@code
+     * backend.measureBandwidth().ifPresent(b -> System.out.printf("%.1f GB/s%n", b / 1e9));
+     * }</pre>
+     */
+    default OptionalDouble measureBandwidth() {
+        return OptionalDouble.empty();
+    }
 
     /** Makes a weight usable by this backend: wraps it on the CPU, uploads it once on a GPU. */
     Weight weight(WeightMatrix matrix);

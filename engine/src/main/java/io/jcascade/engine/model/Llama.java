@@ -103,6 +103,30 @@ public final class Llama {
     }
 
     /**
+     * Weight bytes one decode step reads from {@code gguf}: every tensor but the token embedding
+     * (of which it reads one row, not counted), plus the whole embedding when it doubles as the
+     * output head (no {@code output.weight}). The KV cache and activations are not counted. A
+     * backend's {@link Backend#measureBandwidth() bandwidth} divided by this is the ceiling of
+     * decode's tokens/s.
+     *
+     * <pre>{@code
+     * double ceiling = bytesPerSecond / Llama.weightBytesPerToken(gguf);
+     * }</pre>
+     */
+    public static long weightBytesPerToken(GgufFile gguf) {
+        long total = 0;
+        for (GgufTensor t : gguf.tensors()) {
+            if (!t.name().equals("token_embd.weight")) {
+                total += t.byteSize();
+            }
+        }
+        if (gguf.findTensor("output.weight").isEmpty()) {
+            total += gguf.findTensor("token_embd.weight").map(GgufTensor::byteSize).orElse(0L);
+        }
+        return total;
+    }
+
+    /**
      * Binds the tensors of a Llama GGUF file to the backend, checking every name and shape first.
      *
      * @throws UnsupportedModelException if a tensor is missing or has the wrong shape or an unsupported type

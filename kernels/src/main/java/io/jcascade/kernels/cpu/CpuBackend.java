@@ -4,6 +4,7 @@ import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.WeightMatrix;
 import java.lang.foreign.MemorySegment;
+import java.util.OptionalDouble;
 
 /**
  * The CPU backend: weights stay in the memory-mapped file in their block layout, activations and
@@ -40,6 +41,12 @@ public final class CpuBackend implements Backend {
     @Override
     public String name() {
         return "cpu";
+    }
+
+    /** Bytes per second read by all the kernels' threads over 512 MiB ({@code -Djcascade.bandwidthMiB}); see {@link ReadBandwidth}. */
+    @Override
+    public OptionalDouble measureBandwidth() {
+        return OptionalDouble.of(ReadBandwidth.measure(kernels, Long.getLong("jcascade.bandwidthMiB", 512) << 20));
     }
 
     static final class CpuTensor implements Tensor {
