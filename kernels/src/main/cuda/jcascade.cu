@@ -75,13 +75,13 @@ enum WType { W_F32 = 0, W_F16 = 1, W_BF16 = 2, W_Q8_0 = 3, W_Q4_0 = 4, W_Q4_K = 
 // The 6-bit scale of sub-block i (0..7, 32 elements) of a Q4_K/Q5_K super-block, from its 12 packed
 // bytes sc: for i < 4 the low 6 bits of sc[i]; else the low nibble of sc[i+4] with the top 2 bits
 // of sc[i-4] above it.
-__device__ __forceinline__ int k_scale(const u8* sc, int i) {
+__host__ __device__ __forceinline__ int k_scale(const u8* sc, int i) {
     return i < 4 ? (sc[i] & 63) : ((sc[i + 4] & 0xF) | ((sc[i - 4] >> 6) << 4));
 }
 
 // The 6-bit min of sub-block i: for i < 4 the low 6 bits of sc[i+4]; else the high nibble of
 // sc[i+4] with the top 2 bits of sc[i] above it.
-__device__ __forceinline__ int k_min(const u8* sc, int i) {
+__host__ __device__ __forceinline__ int k_min(const u8* sc, int i) {
     return i < 4 ? (sc[i + 4] & 63) : ((sc[i + 4] >> 4) | ((sc[i] >> 6) << 4));
 }
 
@@ -242,6 +242,243 @@ DEFINE_MATMUL(matmul_q5_k, W_Q5_K)
 DEFINE_MATMUL(matmul_q6_k, W_Q6_K)
 DEFINE_MATMUL(matmul_q3_k, W_Q3_K)
 DEFINE_MATMUL(matmul_q2_k, W_Q2_K)
+
+// ---------------------------------------------------------------------------------------------
+// Matrix-vector product for decode (one token): out[r] = sum_c W[r][c] * x[c].
+//
+// At batch 1 every weight byte is read once per token, so this kernel is about keeping loads in
+// flight. One warp per row, MV_WARPS rows a block. Lane l takes the 32-element chunks l, l + 32,
+// ... of its row whole (a Q8_0/Q4_0 block, or the eighth of a K-quant super-block), so it reads a
+// run of contiguous bytes with wide loads (16 bytes where the layout is 16-aligned: Q4_K; 2 bytes
+// where it is only 2-aligned: Q8_0's 34-byte and Q4_0's 18-byte blocks, Q6_K's 210-byte
+// super-blocks), decodes the scale once per chunk, and sums the chunk in float with the scale
+// factored out. The loop is unrolled twice so that two chunks' loads are in flight per lane.
+// Quant to float goes through the exponent trick (2^23 + n as float bits, minus 2^23 + bias),
+// which is exact and costs one integer op and one add: int-to-float conversion is a quarter-rate
+// instruction on recent GPUs.
+//
+// The chunk functions are __host__ __device__ so that a host program can run them on the CPU
+// against the reference decoders (see kernels/src/test/cuda/matvec_host_check.cu): the layouts are
+// checked on a machine without a GPU. Sums are in another order than the CPU's, so results agree
+// to float rounding, not bit for bit (the tiled matmul above stays for prompts and as the fallback).
+// Grid: x = ceil(rows / MV_WARPS). Block: MV_WARPS * 32. Needs cols % 32 == 0 (% 256, K-quants).
+
+#define MV_WARPS 8
+
+__host__ __device__ __forceinline__ float bits_to_float(u32 bits) {
+#ifdef __CUDA_ARCH__
+    return __int_as_float((int) bits);
+#else
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+// n - bias exactly, for 0 <= n < 2^23: 2^23 + n as float bits, minus 2^23 + bias.
+__host__ __device__ __forceinline__ float minus_bias(u32 n, float two23_plus_bias) {
+    return bits_to_float(0x4B000000u | n) - two23_plus_bias;
+}
+
+__host__ __device__ __forceinline__ float half_bits_to_float(u16 h) {
+#ifdef __CUDA_ARCH__
+    return half_to_float(h);
+#else
+    u32 sign = (u32) (h & 0x8000) << 16;
+    u32 exp = (h >> 10) & 0x1F;
+    u32 man = h & 0x3FF;
+    float mag;
+    if (exp == 0) {
+        mag = (float) man * (1.0f / 16777216.0f); // subnormal: man * 2^-24
+    } else if (exp == 31) {
+        mag = bits_to_float(man ? 0x7FC00000u : 0x7F800000u);
+    } else {
+        mag = bits_to_float(((exp + 112) << 23) | (man << 13));
+    }
+    return bits_to_float(sign | (u32) __builtin_bit_cast(u32, mag));
+#endif
+}
+
+__host__ __device__ __forceinline__ float4 load_x4(const float* x, int i) {
+#ifdef __CUDA_ARCH__
+    return __ldg(reinterpret_cast<const float4*>(x) + i);
+#else
+    return reinterpret_cast<const float4*>(x)[i];
+#endif
+}
+
+// sum_j x[j] for the 32 floats of chunk b.
+__host__ __device__ __forceinline__ float chunk_x_sum(const float* x, int b) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float4 v = load_x4(x, 8 * b + i);
+        s += (v.x + v.y) + (v.z + v.w);
+    }
+    return s;
+}
+
+template <int T>
+__host__ __device__ __forceinline__ float chunk_dot(const u8* __restrict__ row, int b, const float* __restrict__ x);
+
+// Q8_0 block b (34 bytes at 34b, 2-aligned): fp16 d, int8 qs[32]. d * sum_j qs[j] * x[j].
+template <>
+__host__ __device__ __forceinline__ float chunk_dot<W_Q8_0>(const u8* __restrict__ row, int b,
+                                                           const float* __restrict__ x) {
+    const u16* blk = reinterpret_cast<const u16*>(row + 34 * b);
+    float d = half_bits_to_float(blk[0]);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        u32 lo = blk[1 + 2 * i];
+        u32 hi = blk[2 + 2 * i];
+        float4 v = load_x4(x, 8 * b + i);
+        // int8 q as (q ^ 0x80) - 128: the byte with its sign bit flipped is q + 128.
+        s += minus_bias((lo & 0xFF) ^ 0x80, 8388736.0f) * v.x;
+        s += minus_bias((lo >> 8) ^ 0x80, 8388736.0f) * v.y;
+        s += minus_bias((hi & 0xFF) ^ 0x80, 8388736.0f) * v.z;
+        s += minus_bias((hi >> 8) ^ 0x80, 8388736.0f) * v.w;
+    }
+    return d * s;
+}
+
+// Q4_0 block b (18 bytes at 18b, 2-aligned): fp16 d, u8 qs[16]; element j < 16 is the low nibble
+// of qs[j], element 16 + j the high one; value d * (q - 8).
+template <>
+__host__ __device__ __forceinline__ float chunk_dot<W_Q4_0>(const u8* __restrict__ row, int b,
+                                                           const float* __restrict__ x) {
+    const u16* blk = reinterpret_cast<const u16*>(row + 18 * b);
+    float d = half_bits_to_float(blk[0]);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        u32 q = blk[1 + 2 * i] | ((u32) blk[2 + 2 * i] << 16); // qs[4i .. 4i+3]
+        float4 lo = load_x4(x, 8 * b + i);     // elements 4i .. 4i+3
+        float4 hi = load_x4(x, 8 * b + 4 + i); // elements 16 + 4i ..
+        s += minus_bias(q & 0xF, 8388616.0f) * lo.x;
+        s += minus_bias((q >> 8) & 0xF, 8388616.0f) * lo.y;
+        s += minus_bias((q >> 16) & 0xF, 8388616.0f) * lo.z;
+        s += minus_bias((q >> 24) & 0xF, 8388616.0f) * lo.w;
+        s += minus_bias((q >> 4) & 0xF, 8388616.0f) * hi.x;
+        s += minus_bias((q >> 12) & 0xF, 8388616.0f) * hi.y;
+        s += minus_bias((q >> 20) & 0xF, 8388616.0f) * hi.z;
+        s += minus_bias(q >> 28, 8388616.0f) * hi.w;
+    }
+    return d * s;
+}
+
+// Q4_K chunk b: sub-block i = b % 8 of super-block b / 8 (144 bytes, 16-aligned when the row is:
+// fp16 d, fp16 dmin, u8 scales[12], u8 qs[128]). Its 32 quants are the low (even i) or high (odd
+// i) nibbles of qs[32 (i / 2) .. + 31], at byte 16 + 32 (i / 2): two 16-byte loads.
+// Value d * scale(i) * q - dmin * min(i), so the chunk is d scale sum q x - dmin min sum x.
+template <>
+__host__ __device__ __forceinline__ float chunk_dot<W_Q4_K>(const u8* __restrict__ row, int b,
+                                                           const float* __restrict__ x) {
+    const u8* blk = row + 144 * (b >> 3);
+    int i = b & 7;
+    const u16* h = reinterpret_cast<const u16*>(blk);
+    float d = half_bits_to_float(h[0]);
+    float dmin = half_bits_to_float(h[1]);
+    const uint4* qs = reinterpret_cast<const uint4*>(blk + 16 + 32 * (i >> 1));
+    int shift = (i & 1) * 4;
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        uint4 q4 = qs[k];
+        u32 words[4] = {q4.x, q4.y, q4.z, q4.w};
+#pragma unroll
+        for (int w = 0; w < 4; w++) {
+            u32 q = words[w] >> shift; // nibble of byte n at bits 8n .. 8n + 3
+            float4 v = load_x4(x, 8 * b + 4 * k + w);
+            s += minus_bias(q & 0xF, 8388608.0f) * v.x;
+            s += minus_bias((q >> 8) & 0xF, 8388608.0f) * v.y;
+            s += minus_bias((q >> 16) & 0xF, 8388608.0f) * v.z;
+            s += minus_bias((q >> 24) & 0xF, 8388608.0f) * v.w;
+        }
+    }
+    return d * (float) k_scale(blk + 4, i) * s - dmin * (float) k_min(blk + 4, i) * chunk_x_sum(x, b);
+}
+
+// Q6_K chunk b: i = b % 8 of super-block b / 8 (210 bytes, 2-aligned: u8 ql[128], u8 qh[64],
+// int8 scales[16], fp16 d at 208); half h = i / 4, quarter s = i % 4. The low 4 bits of element j
+// are the low (s < 2) or high nibble of ql[64h + 32 (s % 2) + j], the high 2 bits are bits 2s ..
+// 2s + 1 of qh[32h + j]; value d * scales[2i + j / 16] * (q - 32).
+template <>
+__host__ __device__ __forceinline__ float chunk_dot<W_Q6_K>(const u8* __restrict__ row, int b,
+                                                           const float* __restrict__ x) {
+    const u8* blk = row + 210 * (b >> 3);
+    int i = b & 7;
+    int h = i >> 2;
+    int s = i & 3;
+    const u16* ql = reinterpret_cast<const u16*>(blk + 64 * h + 32 * (s & 1));
+    const u16* qh = reinterpret_cast<const u16*>(blk + 128 + 32 * h);
+    int lshift = s < 2 ? 0 : 4;
+    int hshift = 2 * s;
+    float half_sums[2];
+#pragma unroll
+    for (int g = 0; g < 2; g++) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            u32 l = ql[8 * g + 2 * k] | ((u32) ql[8 * g + 2 * k + 1] << 16); // 4 bytes: elements 16g + 4k ..
+            u32 hb = qh[8 * g + 2 * k] | ((u32) qh[8 * g + 2 * k + 1] << 16);
+            u32 lo = (l >> lshift) & 0x0F0F0F0Fu;
+            u32 hi = (hb >> hshift) & 0x03030303u;
+            u32 q = lo | (hi << 4); // 6-bit quants in bytes
+            float4 v = load_x4(x, 8 * b + 4 * g + k);
+            acc += minus_bias(q & 0xFF, 8388640.0f) * v.x;
+            acc += minus_bias((q >> 8) & 0xFF, 8388640.0f) * v.y;
+            acc += minus_bias((q >> 16) & 0xFF, 8388640.0f) * v.z;
+            acc += minus_bias(q >> 24, 8388640.0f) * v.w;
+        }
+        half_sums[g] = acc;
+    }
+    const signed char* sc = reinterpret_cast<const signed char*>(blk + 192 + 2 * i);
+    float d = half_bits_to_float(*reinterpret_cast<const u16*>(blk + 208));
+    return d * ((float) sc[0] * half_sums[0] + (float) sc[1] * half_sums[1]);
+}
+
+// The lane's share of a row: chunks lane, lane + 32, ... (the host check runs this per lane).
+template <int T>
+__host__ __device__ __forceinline__ float lane_dot(const u8* __restrict__ row, int chunks, int lane,
+                                                  const float* __restrict__ x) {
+    float s0 = 0.0f;
+    float s1 = 0.0f;
+    int b = lane;
+    for (; b + WARP < chunks; b += 2 * WARP) {
+        s0 += chunk_dot<T>(row, b, x);
+        s1 += chunk_dot<T>(row, b + WARP, x);
+    }
+    if (b < chunks) {
+        s0 += chunk_dot<T>(row, b, x);
+    }
+    return s0 + s1;
+}
+
+template <int T>
+__device__ void matvec_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
+                            const float* __restrict__ x, float* __restrict__ out) {
+    int r = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
+    if (r >= rows) {
+        return;
+    }
+    int lane = threadIdx.x % WARP;
+    float s = warp_sum(lane_dot<T>(w + (long long) r * row_bytes, cols / 32, lane, x));
+    if (lane == 0) {
+        out[r] = s;
+    }
+}
+
+#define DEFINE_MATVEC(name, T)                                                                         \
+    extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)                                      \
+    name(const u8* w, long long row_bytes, int rows, int cols, const float* x, float* out) {           \
+        matvec_body<T>(w, row_bytes, rows, cols, x, out);                                              \
+    }
+
+DEFINE_MATVEC(matvec_q8_0, W_Q8_0)
+DEFINE_MATVEC(matvec_q4_0, W_Q4_0)
+DEFINE_MATVEC(matvec_q4_k, W_Q4_K)
+DEFINE_MATVEC(matvec_q6_k, W_Q6_K)
 
 // ---------------------------------------------------------------------------------------------
 // Embedding: out[t][c] = W[tokens[t]][c], dequantized. Grid: x = ceil(cols / 256), y = n.

@@ -62,6 +62,13 @@ public final class CudaBackend implements Backend {
     // Launch geometry; must match the #defines in jcascade.cu.
     private static final int MM_WARPS = 4;
     private static final int MM_TOKENS = 8;
+    private static final int MV_WARPS = 8;
+    /**
+     * Whether one-token products take the decode kernels ({@code matvec_*}, wide loads, a lane per
+     * chunk) where the type has one; {@code -Djcascade.cuda.matvec=false} keeps the tiled
+     * {@code matmul_*} kernels for them, for comparisons.
+     */
+    static final boolean MATVEC = !"false".equalsIgnoreCase(System.getProperty("jcascade.cuda.matvec", "true"));
     private static final int ATT_CHUNK = 128;
     private static final int ATT_THREADS = 128;
     private static final int ATT_MAX_HEAD_DIM = 512;
@@ -436,6 +443,14 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** The name ending of the decode kernel {@code matvec_*} of {@code type}; null where it has none. */
+    static String matvecSuffix(GgmlType type) {
+        return switch (type) {
+            case Q8_0, Q4_0, Q4_K, Q6_K -> kernelSuffix(type);
+            default -> null;
+        };
+    }
+
     @Override
     public synchronized Weight weight(WeightMatrix matrix) {
         enter();
@@ -555,6 +570,14 @@ public final class CudaBackend implements Backend {
         CudaTensor os = tensor(out);
         checkRange(xs, 0, nTokens * m.cols);
         checkRange(os, 0, nTokens * m.rows);
+        String matvec = matvecSuffix(m.type);
+        if (nTokens == 1 && MATVEC && matvec != null) {
+            // Rows are whole blocks (cols % 32, % 256 for K-quants) and start 16-aligned, as the
+            // 16-byte loads of matvec_q4_k need: cuMemAlloc aligns to 256 and rows are 144 n bytes.
+            launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows,
+                    m.cols, xs.ptr, os.ptr);
+            return;
+        }
         launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,
                 MM_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols, xs.ptr, os.ptr, nTokens);
     }

@@ -31,7 +31,6 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class CudaKernelsTest {
 
-    private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static CudaBackend gpu;
@@ -67,65 +66,9 @@ class CudaKernelsTest {
         return a;
     }
 
-    /** A random matrix in ggml's layout, at an odd offset of native memory as a GGUF slice may be. */
+    /** A random matrix in ggml's layout; see {@link RandomWeights#matrix}. */
     private WeightMatrix randomMatrix(GgmlType type, int rows, int cols) {
-        long bytes = type.rowBytes(cols) * rows;
-        MemorySegment seg = Arena.ofAuto().allocate(bytes + 64, 64).asSlice(32, bytes);
-        long n = (long) rows * cols;
-        switch (type) {
-            case F32 -> {
-                for (long i = 0; i < n; i++) {
-                    seg.set(F32_LE, 4 * i, (float) rnd.nextGaussian() * 0.05f);
-                }
-            }
-            case F16 -> {
-                for (long i = 0; i < n; i++) {
-                    seg.set(I16_LE, 2 * i, Float.floatToFloat16((float) rnd.nextGaussian() * 0.05f));
-                }
-            }
-            case BF16 -> {
-                for (long i = 0; i < n; i++) {
-                    seg.set(I16_LE, 2 * i, (short) (Float.floatToRawIntBits((float) rnd.nextGaussian() * 0.05f) >>> 16));
-                }
-            }
-            case Q8_0, Q4_0 -> {
-                int bs = type.typeSize();
-                byte[] qs = new byte[bs - 2];
-                for (long b = 0; b < n / 32; b++) {
-                    float d = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-4) * (rnd.nextInt(8) == 0 ? -1 : 1);
-                    seg.set(I16_LE, b * bs, Float.floatToFloat16(d));
-                    rnd.nextBytes(qs);
-                    MemorySegment.copy(qs, 0, seg, ValueLayout.JAVA_BYTE, b * bs + 2, qs.length);
-                }
-            }
-            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> {
-                // Random quants, scales and mins (every bit pattern is a valid one), then finite
-                // fp16 super-block scales where the layout keeps them (random bytes could be NaN).
-                int bs = type.typeSize();
-                byte[] block = new byte[bs];
-                for (long b = 0; b < n / 256; b++) {
-                    rnd.nextBytes(block);
-                    MemorySegment.copy(block, 0, seg, ValueLayout.JAVA_BYTE, b * bs, bs);
-                    for (int at : kQuantScaleOffsets(type)) {
-                        float d = (float) (Math.exp(rnd.nextDouble() * Math.log(100)) * 1e-5) * (rnd.nextInt(8) == 0 ? -1 : 1);
-                        seg.set(I16_LE, b * bs + at, Float.floatToFloat16(d));
-                    }
-                }
-            }
-            default -> throw new IllegalArgumentException(type.toString());
-        }
-        return new WeightMatrix(type, seg, rows, cols);
-    }
-
-    /** Byte offsets of the fp16 scales in a K-quant super-block: d (and dmin, for the types with mins). */
-    private static int[] kQuantScaleOffsets(GgmlType type) {
-        return switch (type) {
-            case Q2_K -> new int[] {80, 82};    // scales[16], qs[64], d, dmin
-            case Q3_K -> new int[] {108};       // hmask[32], qs[64], scales[12], d
-            case Q4_K, Q5_K -> new int[] {0, 2}; // d, dmin, scales[12], (qh[32],) qs[128]
-            case Q6_K -> new int[] {208};       // ql[128], qh[64], scales[16], d
-            default -> throw new IllegalArgumentException(type.toString());
-        };
+        return RandomWeights.matrix(rnd, type, rows, cols);
     }
 
     private Tensor onGpu(float[] data) {
@@ -178,6 +121,10 @@ class CudaKernelsTest {
         "Q4_K, 131, 256, 1", "Q4_K, 64, 1024, 9", "Q5_K, 70, 512, 1", "Q5_K, 33, 768, 17",
         "Q6_K, 257, 256, 1", "Q6_K, 48, 1280, 12", "Q3_K, 37, 512, 1", "Q3_K, 64, 256, 8",
         "Q2_K, 100, 768, 1", "Q2_K, 5, 256, 33",
+        // one token at Llama-3.2-1B widths: the decode kernels (matvec_*), rows not a multiple of
+        // a block's 8 warps, and the unrolled lane loop with and without a tail
+        "Q8_0, 61, 2048, 1", "Q8_0, 20, 8192, 1", "Q4_0, 61, 2048, 1", "Q4_0, 20, 8192, 1",
+        "Q4_K, 61, 2048, 1", "Q4_K, 20, 8192, 1", "Q6_K, 61, 2048, 1", "Q6_K, 20, 3328, 1",
     })
     void matmulMatchesTheCpu(GgmlType type, int rows, int cols, int nTokens) {
         WeightMatrix m = randomMatrix(type, rows, cols);

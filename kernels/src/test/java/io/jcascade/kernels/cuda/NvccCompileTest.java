@@ -61,6 +61,10 @@ class NvccCompileTest {
                     assertThat(text).as("kernels for %s", type).contains(".entry matmul_" + suffix + "(",
                             ".entry embed_" + suffix + "(");
                 }
+                String matvec = CudaBackend.matvecSuffix(type);
+                if (matvec != null) {
+                    assertThat(text).as("decode kernel for %s", type).contains(".entry matvec_" + matvec + "(");
+                }
             }
         }
     }
