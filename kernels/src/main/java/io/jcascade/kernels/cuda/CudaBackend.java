@@ -646,6 +646,54 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** One token, one type: the three products in one launch ({@code matvec3_*}); else three products. */
+    @Override
+    public synchronized void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v,
+            int nTokens) {
+        enter();
+        CudaWeight a = weight(wq);
+        CudaWeight b = weight(wk);
+        CudaWeight c = weight(wv);
+        String matvec = matvecSuffix(a.type);
+        if (nTokens != 1 || !MATVEC || matvec == null || b.type != a.type || c.type != a.type || b.cols != a.cols
+                || c.cols != a.cols) {
+            Backend.super.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
+            return;
+        }
+        CudaTensor xs = tensor(x);
+        CudaTensor qs = tensor(q);
+        CudaTensor ks = tensor(k);
+        CudaTensor vs = tensor(v);
+        checkRange(xs, 0, a.cols);
+        checkRange(qs, 0, a.rows);
+        checkRange(ks, 0, b.rows);
+        checkRange(vs, 0, c.rows);
+        launch("matvec3_" + matvec, ceilDiv(a.rows + b.rows + c.rows, MV_WARPS), 1, 1, MV_WARPS * 32, a.ptr, b.ptr,
+                c.ptr, a.rowBytes, a.rows, b.rows, c.rows, a.cols, xs.ptr, qs.ptr, ks.ptr, vs.ptr);
+    }
+
+    /**
+     * One token, one type: gate, up and SwiGLU in one launch ({@code matvec_swiglu_*}), which leaves
+     * {@code upOut} unwritten (it is scratch); else the two products and {@link #swiglu}.
+     */
+    @Override
+    public synchronized void ffnGateUp(Weight gate, Weight up, Tensor x, Tensor out, Tensor upOut, int nTokens) {
+        enter();
+        CudaWeight g = weight(gate);
+        CudaWeight u = weight(up);
+        String matvec = matvecSuffix(g.type);
+        if (nTokens != 1 || !MATVEC || matvec == null || u.type != g.type || u.rows != g.rows || u.cols != g.cols) {
+            Backend.super.ffnGateUp(gate, up, x, out, upOut, nTokens);
+            return;
+        }
+        CudaTensor xs = tensor(x);
+        CudaTensor os = tensor(out);
+        checkRange(xs, 0, g.cols);
+        checkRange(os, 0, g.rows);
+        launch("matvec_swiglu_" + matvec, ceilDiv(g.rows, MV_WARPS), 1, 1, MV_WARPS * 32, g.ptr, u.ptr, g.rowBytes,
+                g.rows, g.cols, xs.ptr, os.ptr);
+    }
+
     @Override
     public synchronized void swiglu(Tensor gate, Tensor up, Tensor out, int n) {
         enter();

@@ -249,6 +249,63 @@ class CudaKernelsTest {
         }
     }
 
+    /** Per output element, the sum of |w_i x_i| of its dot product: what a float32 sum's error grows with. */
+    private static float[] dotScale(WeightMatrix m, float[] x, int nTokens) {
+        int rows = m.rows();
+        int cols = m.cols();
+        float[] scale = new float[nTokens * rows];
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            REF.dequantizeRow(m, r, row, 0);
+            for (int t = 0; t < nTokens; t++) {
+                double s = 0;
+                for (int c = 0; c < cols; c++) {
+                    s += Math.abs(row[c] * x[t * cols + c]);
+                }
+                scale[t * rows + r] = (float) s;
+            }
+        }
+        return scale;
+    }
+
+    @ParameterizedTest(name = "{0} {1} columns, {2} tokens")
+    @CsvSource({"Q8_0, 512, 1", "Q4_0, 2048, 1", "Q4_K, 2048, 1", "Q6_K, 768, 1", "F16, 256, 1", "Q4_0, 512, 3"})
+    void fusedProjectionsMatchTheCpu(GgmlType type, int cols, int nTokens) {
+        // q, k, v as in grouped-query attention (k and v narrower), gate and up of one width
+        int[] rows = {96, 40, 40};
+        WeightMatrix[] w = {randomMatrix(type, rows[0], cols), randomMatrix(type, rows[1], cols),
+            randomMatrix(type, rows[2], cols)};
+        float[] x = gaussian(nTokens * cols, 1.0);
+        Tensor gx = onGpu(x);
+        Tensor[] outs = {poisoned(nTokens * rows[0]), poisoned(nTokens * rows[1]), poisoned(nTokens * rows[2])};
+        gpu.matmulQkv(gpu.weight(w[0]), gpu.weight(w[1]), gpu.weight(w[2]), gx, outs[0], outs[1], outs[2], nTokens);
+        for (int i = 0; i < 3; i++) {
+            float[] want = new float[nTokens * rows[i]];
+            REF.matmul(w[i], x, 0, cols, want, 0, rows[i], nTokens);
+            assertClose("matmulQkv " + type + " output " + i, read(gpu, outs[i], want.length), want,
+                    dotScale(w[i], x, nTokens), 1e-5 * Math.sqrt(cols), 1e-30);
+        }
+
+        WeightMatrix gate = randomMatrix(type, 70, cols);
+        WeightMatrix up = randomMatrix(type, 70, cols);
+        float[] g = new float[nTokens * 70];
+        float[] u = new float[nTokens * 70];
+        REF.matmul(gate, x, 0, cols, g, 0, 70, nTokens);
+        REF.matmul(up, x, 0, cols, u, 0, 70, nTokens);
+        float[] want = new float[g.length];
+        REF.swiglu(g, 0, u, 0, want, 0, g.length);
+        // silu(g) u moves by at most about (|u| + |g u|) per unit of error in g, and by |silu(g)| per unit in u
+        float[] gs = dotScale(gate, x, nTokens);
+        float[] us = dotScale(up, x, nTokens);
+        float[] scale = new float[want.length];
+        for (int i = 0; i < scale.length; i++) {
+            scale[i] = (float) ((Math.abs(u[i]) * 1.1 + Math.abs(g[i] * u[i])) * gs[i] + Math.abs(g[i]) * us[i]);
+        }
+        Tensor out = poisoned(want.length);
+        gpu.ffnGateUp(gpu.weight(gate), gpu.weight(up), gx, out, gpu.tensor(want.length), nTokens);
+        assertClose("ffnGateUp " + type, read(gpu, out, want.length), want, scale, 1e-5 * Math.sqrt(cols), 1e-30);
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 1000, 65537})
     void swigluAndAddMatchTheCpu(int n) {

@@ -63,7 +63,8 @@ class NvccCompileTest {
                 }
                 String matvec = CudaBackend.matvecSuffix(type);
                 if (matvec != null) {
-                    assertThat(text).as("decode kernel for %s", type).contains(".entry matvec_" + matvec + "(");
+                    assertThat(text).as("decode kernels for %s", type).contains(".entry matvec_" + matvec + "(",
+                            ".entry matvec3_" + matvec + "(", ".entry matvec_swiglu_" + matvec + "(");
                 }
             }
         }
