@@ -299,6 +299,29 @@ __host__ __device__ __forceinline__ float half_bits_to_float(u16 h) {
 #endif
 }
 
+#ifndef __CUDA_ARCH__
+// Host only (the matvec host check): float to IEEE half, round to nearest even, as cvt.rn.f16.f32.
+static inline u16 host_float_to_half(float f) {
+    u32 x;
+    __builtin_memcpy(&x, &f, 4);
+    u32 sign = (x >> 16) & 0x8000;
+    u32 ax = x & 0x7FFFFFFF;
+    if (ax >= 0x7F800000) {
+        return (u16) (sign | 0x7C00 | (ax > 0x7F800000 ? 0x200 : 0));
+    }
+    if (ax >= 0x477FF000) { // rounds to >= 65520: infinity
+        return (u16) (sign | 0x7C00);
+    }
+    if (ax < 0x38800000) { // below the smallest normal half: a subnormal, in units of 2^-24
+        float a;
+        __builtin_memcpy(&a, &ax, 4);
+        return (u16) (sign | (u32) __builtin_rintf(a * 16777216.0f));
+    }
+    u32 r = ax + 0xFFF + ((ax >> 13) & 1); // round the 13 dropped bits to nearest even
+    return (u16) (sign | ((r - 0x38000000) >> 13));
+}
+#endif
+
 __host__ __device__ __forceinline__ float4 load_x4(const float* x, int i) {
 #ifdef __CUDA_ARCH__
     return __ldg(reinterpret_cast<const float4*>(x) + i);
@@ -455,7 +478,148 @@ __host__ __device__ __forceinline__ float lane_dot(const u8* __restrict__ row, i
     return s0 + s1;
 }
 
+// ---- 8-bit activations (the decode default for Q8_0 and Q4_0 weights) ------------------------
+//
+// As the CPU's default path and llama.cpp's vec_dot: the activations are quantized once per product
+// to Q8_0 blocks (d = fp16(amax / 127), q = rint(x * 127 / amax)), and each block's dot is an
+// exact integer sum, times d_w * d_x. Four int8 products per instruction (dp4a) instead of a
+// decode, a convert and an fma per element: the float path above is bound by instructions, not
+// by memory, at H100/H200 bandwidth. The activation buffer holds, for n = cols / 32 blocks:
+//   int8 q[cols] | float d[n] | int s[n]   (s = sum of the block's q, for Q4_0's -8 offset)
+// with q at a 16-aligned start and cols % 32 == 0, so the q of block b is two aligned 16-byte loads.
+
+__host__ __device__ __forceinline__ int dot4(int a, int b, int c) {
+#ifdef __CUDA_ARCH__
+    return __dp4a(a, b, c);
+#else
+    for (int i = 0; i < 4; i++) {
+        c += (int) (signed char) (a >> (8 * i)) * (int) (signed char) (b >> (8 * i));
+    }
+    return c;
+#endif
+}
+
+struct Q8Act {
+    const int* q; // the int8 quants, four to an int
+    const float* d;
+    const int* s;
+};
+
+__host__ __device__ __forceinline__ Q8Act q8_act(const void* act, int cols) {
+    const u8* p = static_cast<const u8*>(act);
+    Q8Act a;
+    a.q = reinterpret_cast<const int*>(p);
+    a.d = reinterpret_cast<const float*>(p + cols);
+    a.s = reinterpret_cast<const int*>(p + cols + 4 * (cols / 32));
+    return a;
+}
+
 template <int T>
+__host__ __device__ __forceinline__ float chunk_dot_q8(const u8* __restrict__ row, int b, Q8Act a);
+
+// Q8_0 block b: d_w d_x sum_j qw[j] qx[j]; the weight quants are 2-aligned (34-byte blocks).
+template <>
+__host__ __device__ __forceinline__ float chunk_dot_q8<W_Q8_0>(const u8* __restrict__ row, int b, Q8Act a) {
+    const u16* blk = reinterpret_cast<const u16*>(row + 34 * b);
+    const int4* xq = reinterpret_cast<const int4*>(a.q + 8 * b);
+    int4 x0 = xq[0];
+    int4 x1 = xq[1];
+    int xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    int sumi = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        int w = (int) (blk[1 + 2 * i] | ((u32) blk[2 + 2 * i] << 16));
+        sumi = dot4(w, xs[i], sumi);
+    }
+    return half_bits_to_float(blk[0]) * a.d[b] * (float) sumi;
+}
+
+// Q4_0 block b: d_w d_x (sum_j nibble[j] qx[j] - 8 sum_j qx[j]); qs[4i..4i+3] holds elements
+// 4i.. in its low nibbles and 16 + 4i.. in its high ones.
+template <>
+__host__ __device__ __forceinline__ float chunk_dot_q8<W_Q4_0>(const u8* __restrict__ row, int b, Q8Act a) {
+    const u16* blk = reinterpret_cast<const u16*>(row + 18 * b);
+    const int4* xq = reinterpret_cast<const int4*>(a.q + 8 * b);
+    int4 x0 = xq[0];
+    int4 x1 = xq[1];
+    int lo[4] = {x0.x, x0.y, x0.z, x0.w};
+    int hi[4] = {x1.x, x1.y, x1.z, x1.w};
+    int sumi = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        u32 w = blk[1 + 2 * i] | ((u32) blk[2 + 2 * i] << 16);
+        sumi = dot4((int) (w & 0x0F0F0F0Fu), lo[i], sumi);
+        sumi = dot4((int) ((w >> 4) & 0x0F0F0F0Fu), hi[i], sumi);
+    }
+    return half_bits_to_float(blk[0]) * a.d[b] * (float) (sumi - 8 * a.s[b]);
+}
+
+template <int T>
+__host__ __device__ __forceinline__ float lane_dot_q8(const u8* __restrict__ row, int chunks, int lane, Q8Act a) {
+    float s0 = 0.0f;
+    float s1 = 0.0f;
+    int b = lane;
+    for (; b + WARP < chunks; b += 2 * WARP) {
+        s0 += chunk_dot_q8<T>(row, b, a);
+        s1 += chunk_dot_q8<T>(row, b + WARP, a);
+    }
+    if (b < chunks) {
+        s0 += chunk_dot_q8<T>(row, b, a);
+    }
+    return s0 + s1;
+}
+
+// Lane j's part of quantizing block b of x (its element j), given the block's amax: returns q and
+// sets d. CPU: Q8Activations.quantizeQ8_0, llama.cpp's AVX2 quantize_row_q8_0.
+__host__ __device__ __forceinline__ int q8_quant(float x, float amax, float* d) {
+#ifdef __CUDA_ARCH__
+    *d = round_half(amax / 127.0f);
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    return __float2int_rn(__fmul_rn(x, id));
+#else
+    *d = half_bits_to_float(host_float_to_half(amax / 127.0f));
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    return (int) __builtin_rintf(x * id);
+#endif
+}
+
+// Quantizes x[cols] into the activation layout above. One warp per block of 32, MV_WARPS a block.
+extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
+quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
+    int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
+    if (b >= cols / 32) {
+        return;
+    }
+    int lane = threadIdx.x % WARP;
+    float v = x[32 * b + lane];
+    float amax = fabsf(v);
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    }
+    float d;
+    int q = q8_quant(v, amax, &d);
+    int sum = q;
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    }
+    act[32 * b + lane] = (u8) (signed char) q;
+    if (lane == 0) {
+        reinterpret_cast<float*>(act + cols)[b] = d;
+        reinterpret_cast<int*>(act + cols + 4 * (cols / 32))[b] = sum;
+    }
+}
+
+// The lane's share of a row through either path: Q8 takes the activation buffer in x's place.
+template <int T, bool Q8>
+__device__ __forceinline__ float lane_share(const u8* __restrict__ row, int cols, int lane, const float* __restrict__ x) {
+    if constexpr (Q8) {
+        return lane_dot_q8<T>(row, cols / 32, lane, q8_act(x, cols));
+    } else {
+        return lane_dot<T>(row, cols / 32, lane, x);
+    }
+}
+
+template <int T, bool Q8>
 __device__ void matvec_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
                             const float* __restrict__ x, float* __restrict__ out) {
     int r = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
@@ -463,27 +627,30 @@ __device__ void matvec_body(const u8* __restrict__ w, long long row_bytes, int r
         return;
     }
     int lane = threadIdx.x % WARP;
-    float s = warp_sum(lane_dot<T>(w + (long long) r * row_bytes, cols / 32, lane, x));
+    float s = warp_sum(lane_share<T, Q8>(w + (long long) r * row_bytes, cols, lane, x));
     if (lane == 0) {
         out[r] = s;
     }
 }
 
-#define DEFINE_MATVEC(name, T)                                                                         \
+// x is the float activations, or for the *_q8 kernels the activation buffer quantize_q8 wrote.
+#define DEFINE_MATVEC(name, T, Q8)                                                                     \
     extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)                                      \
     name(const u8* w, long long row_bytes, int rows, int cols, const float* x, float* out) {           \
-        matvec_body<T>(w, row_bytes, rows, cols, x, out);                                              \
+        matvec_body<T, Q8>(w, row_bytes, rows, cols, x, out);                                          \
     }
 
-DEFINE_MATVEC(matvec_q8_0, W_Q8_0)
-DEFINE_MATVEC(matvec_q4_0, W_Q4_0)
-DEFINE_MATVEC(matvec_q4_k, W_Q4_K)
-DEFINE_MATVEC(matvec_q6_k, W_Q6_K)
+DEFINE_MATVEC(matvec_q8_0, W_Q8_0, false)
+DEFINE_MATVEC(matvec_q4_0, W_Q4_0, false)
+DEFINE_MATVEC(matvec_q4_k, W_Q4_K, false)
+DEFINE_MATVEC(matvec_q6_k, W_Q6_K, false)
+DEFINE_MATVEC(matvec_q8_0_q8, W_Q8_0, true)
+DEFINE_MATVEC(matvec_q4_0_q8, W_Q4_0, true)
 
 // The three projections of attention (q, k, v: same type and width) in one launch: the grid's
 // warps run down the rows of the three matrices in turn. One launch instead of three per layer.
 // Grid: x = ceil((rows0 + rows1 + rows2) / MV_WARPS). Block: MV_WARPS * 32.
-template <int T>
+template <int T, bool Q8>
 __device__ void matvec3_body(const u8* __restrict__ w0, const u8* __restrict__ w1, const u8* __restrict__ w2,
                              long long row_bytes, int rows0, int rows1, int rows2, int cols,
                              const float* __restrict__ x, float* __restrict__ out0, float* __restrict__ out1,
@@ -504,23 +671,25 @@ __device__ void matvec3_body(const u8* __restrict__ w0, const u8* __restrict__ w
         return;
     }
     int lane = threadIdx.x % WARP;
-    float s = warp_sum(lane_dot<T>(w + (long long) r * row_bytes, cols / 32, lane, x));
+    float s = warp_sum(lane_share<T, Q8>(w + (long long) r * row_bytes, cols, lane, x));
     if (lane == 0) {
         out[r] = s;
     }
 }
 
-#define DEFINE_MATVEC3(name, T)                                                                        \
+#define DEFINE_MATVEC3(name, T, Q8)                                                                        \
     extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)                                      \
     name(const u8* w0, const u8* w1, const u8* w2, long long row_bytes, int rows0, int rows1, int rows2, \
          int cols, const float* x, float* out0, float* out1, float* out2) {                           \
-        matvec3_body<T>(w0, w1, w2, row_bytes, rows0, rows1, rows2, cols, x, out0, out1, out2);        \
+        matvec3_body<T, Q8>(w0, w1, w2, row_bytes, rows0, rows1, rows2, cols, x, out0, out1, out2);    \
     }
 
-DEFINE_MATVEC3(matvec3_q8_0, W_Q8_0)
-DEFINE_MATVEC3(matvec3_q4_0, W_Q4_0)
-DEFINE_MATVEC3(matvec3_q4_k, W_Q4_K)
-DEFINE_MATVEC3(matvec3_q6_k, W_Q6_K)
+DEFINE_MATVEC3(matvec3_q8_0, W_Q8_0, false)
+DEFINE_MATVEC3(matvec3_q4_0, W_Q4_0, false)
+DEFINE_MATVEC3(matvec3_q4_k, W_Q4_K, false)
+DEFINE_MATVEC3(matvec3_q6_k, W_Q6_K, false)
+DEFINE_MATVEC3(matvec3_q8_0_q8, W_Q8_0, true)
+DEFINE_MATVEC3(matvec3_q4_0_q8, W_Q4_0, true)
 
 // silu(g) = g / (1 + e^-g), the exponential in double rounded to float, as the CPU.
 __device__ __forceinline__ float silu(float g) {
@@ -529,7 +698,7 @@ __device__ __forceinline__ float silu(float g) {
 
 // The feed-forward's gate and up products and SwiGLU in one launch: out[r] = silu(gate_r . x) *
 // (up_r . x), one warp per r (both rows). Grid: x = ceil(rows / MV_WARPS). Block: MV_WARPS * 32.
-template <int T>
+template <int T, bool Q8>
 __device__ void matvec_swiglu_body(const u8* __restrict__ gate, const u8* __restrict__ up, long long row_bytes,
                                    int rows, int cols, const float* __restrict__ x, float* __restrict__ out) {
     int r = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
@@ -538,23 +707,25 @@ __device__ void matvec_swiglu_body(const u8* __restrict__ gate, const u8* __rest
     }
     int lane = threadIdx.x % WARP;
     long long off = (long long) r * row_bytes;
-    float g = warp_sum(lane_dot<T>(gate + off, cols / 32, lane, x));
-    float u = warp_sum(lane_dot<T>(up + off, cols / 32, lane, x));
+    float g = warp_sum(lane_share<T, Q8>(gate + off, cols, lane, x));
+    float u = warp_sum(lane_share<T, Q8>(up + off, cols, lane, x));
     if (lane == 0) {
         out[r] = silu(g) * u;
     }
 }
 
-#define DEFINE_MATVEC_SWIGLU(name, T)                                                                  \
+#define DEFINE_MATVEC_SWIGLU(name, T, Q8)                                                                  \
     extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)                                      \
     name(const u8* gate, const u8* up, long long row_bytes, int rows, int cols, const float* x, float* out) { \
-        matvec_swiglu_body<T>(gate, up, row_bytes, rows, cols, x, out);                                \
+        matvec_swiglu_body<T, Q8>(gate, up, row_bytes, rows, cols, x, out);                            \
     }
 
-DEFINE_MATVEC_SWIGLU(matvec_swiglu_q8_0, W_Q8_0)
-DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_0, W_Q4_0)
-DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_k, W_Q4_K)
-DEFINE_MATVEC_SWIGLU(matvec_swiglu_q6_k, W_Q6_K)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q8_0, W_Q8_0, false)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_0, W_Q4_0, false)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_k, W_Q4_K, false)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q6_k, W_Q6_K, false)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q8_0_q8, W_Q8_0, true)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_0_q8, W_Q4_0, true)
 
 // ---------------------------------------------------------------------------------------------
 // Embedding: out[t][c] = W[tokens[t]][c], dequantized. Grid: x = ceil(cols / 256), y = n.

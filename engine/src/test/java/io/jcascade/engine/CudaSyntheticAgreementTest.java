@@ -36,9 +36,11 @@ import org.junit.jupiter.params.provider.MethodSource;
  * logits at every step; the GPU is then fed the same tokens, the prompt as one batch and each
  * generated token one at a time (the decode path), and must pick the same token at every step
  * whose top-2 logit gap exceeds the tolerance (the synthetic models are made decisive, so that is
- * every step in practice) with every logit within the tolerance of the CPU's. The CPU takes its
- * float activation path, as the GPU does; the products sum in another order on the GPU, so the
- * logits agree to float rounding, not bit for bit. Needs no data
+ * every step in practice) with every logit within the tolerance of the CPU's. Both backends take
+ * float activations there. Q8_0 and Q4_0 run a second time with 8-bit activations on both (the
+ * default of each for one-token products), the prompt then fed a token at a time so that every
+ * product takes that path. The products sum in another order on the GPU, so the logits agree to
+ * float rounding, not bit for bit. Needs no data
  * beside the project (built-in vocabulary), so it runs on a GPU machine from the tree alone.
  * Skips where there is no CUDA driver or device.
  */
@@ -60,15 +62,18 @@ class CudaSyntheticAgreementTest {
         for (String shape : List.of("llama3-tiny", "llama3-tiny-untied", "mistral-tiny", "phi3-tiny",
                 "phi3-tiny-partial")) {
             for (GgmlType type : List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0)) {
-                out.add(Arguments.of(shape, type));
+                out.add(Arguments.of(shape, type, false));
+                if (type.isQuantized()) {
+                    out.add(Arguments.of(shape, type, true));
+                }
             }
         }
         return out.stream();
     }
 
-    @ParameterizedTest(name = "{0} {1}")
+    @ParameterizedTest(name = "{0} {1}, 8-bit activations {2}")
     @MethodSource("cases")
-    void greedyTokensAndLogitsMatchTheCpu(String shapeName, GgmlType type) throws Exception {
+    void greedyTokensAndLogitsMatchTheCpu(String shapeName, GgmlType type, boolean int8) throws Exception {
         SynthShape shape = SynthShape.named(shapeName).orElseThrow();
         Path file = dir.resolve(shapeName + "-" + type + ".gguf");
         SyntheticModel m = SyntheticModel.of(shape).seed(5);
@@ -79,14 +84,13 @@ class CudaSyntheticAgreementTest {
             prompt[i] = 3 + (int) ((i * 2654435761L) % (shape.vocab() - 3)); // spread over the vocabulary
         }
         try (GgufFile gguf = GgufFile.open(file);
-             // The float activation path: the GPU's products take float activations, not 8-bit ones.
-             Backend cpu = new CpuBackend(new PanamaKernels(2, false));
-             Backend gpu = CudaBackend.open()) {
+             Backend cpu = new CpuBackend(new PanamaKernels(2, int8));
+             CudaBackend gpu = CudaBackend.open(0, int8)) {
             ModelConfig c = ModelConfig.from(gguf);
             List<float[]> want = new ArrayList<>();
-            int[] tokens = run(Llama.load(gguf, c, cpu), prompt, null, want);
+            int[] tokens = run(Llama.load(gguf, c, cpu), prompt, null, want, int8);
             List<float[]> got = new ArrayList<>();
-            run(Llama.load(gguf, c, gpu), prompt, tokens, got);
+            run(Llama.load(gguf, c, gpu), prompt, tokens, got, int8);
             for (int step = 0; step < GENERATED; step++) {
                 float[] w = want.get(step);
                 float[] g = got.get(step);
@@ -118,13 +122,21 @@ class CudaSyntheticAgreementTest {
     }
 
     /**
-     * Runs the prompt as one batch, then {@code GENERATED} single tokens: the given ones, or (when
-     * {@code forced} is null) the greedy ones. Records the logits before each generated token.
+     * Runs the prompt as one batch (or a token at a time), then {@code GENERATED} single tokens:
+     * the given ones, or (when {@code forced} is null) the greedy ones. Records the logits before
+     * each generated token.
      */
-    private static int[] run(Llama llama, int[] prompt, int[] forced, List<float[]> logitsPerStep) {
+    private static int[] run(Llama llama, int[] prompt, int[] forced, List<float[]> logitsPerStep,
+            boolean tokenByToken) {
         Llama.State state = llama.newState(prompt.length + GENERATED, 64);
         float[] logits = new float[llama.config().vocabSize()];
-        llama.forward(state, prompt, prompt.length, 0, logits);
+        if (tokenByToken) {
+            for (int i = 0; i < prompt.length; i++) {
+                llama.forward(state, new int[] {prompt[i]}, 1, i, logits);
+            }
+        } else {
+            llama.forward(state, prompt, prompt.length, 0, logits);
+        }
         int[] tokens = new int[GENERATED];
         for (int i = 0; i < GENERATED; i++) {
             logitsPerStep.add(logits.clone());

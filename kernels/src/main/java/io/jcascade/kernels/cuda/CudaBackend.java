@@ -100,14 +100,19 @@ public final class CudaBackend implements Backend {
     private final ScratchBuffer scores = new ScratchBuffer();
     private final ScratchBuffer partial = new ScratchBuffer();
     private final ScratchBuffer choice = new ScratchBuffer();
+    /** One token's activations quantized for the 8-bit decode kernels (int8 q, float d, int s). */
+    private final ScratchBuffer activations8 = new ScratchBuffer();
+    /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations ({@code *_q8} kernels). */
+    private final boolean int8Activations;
     private MemorySegment hostStaging;
     private boolean closed;
 
     /** Result of {@link #argmaxEntropy}: the greedy token, the entropy (natural log) and the greedy token's probability. */
     public record TokenChoice(int token, double entropy, double probability) {}
 
-    private CudaBackend(CudaDriver cu, int ordinal) {
+    private CudaBackend(CudaDriver cu, int ordinal, boolean int8Activations) {
         this.cu = cu;
+        this.int8Activations = int8Activations;
         this.ordinal = ordinal;
         this.device = cu.device(ordinal);
         this.deviceName = cu.deviceName(device);
@@ -159,15 +164,32 @@ public final class CudaBackend implements Backend {
         return open(ordinal);
     }
 
-    /** Opens CUDA device {@code ordinal}; see {@link #open()}. */
+    /**
+     * Opens CUDA device {@code ordinal}; see {@link #open()}. One-token products of Q8_0 and Q4_0
+     * weights take 8-bit activations, as the CPU's, unless the system property
+     * {@code jcascade.activations} is {@code f32}.
+     */
     public static CudaBackend open(int ordinal) {
+        return open(ordinal, !"f32".equalsIgnoreCase(System.getProperty("jcascade.activations", "q8")));
+    }
+
+    /**
+     * Opens CUDA device {@code ordinal}, choosing how one-token products of Q8_0 and Q4_0 weights
+     * take their activations: quantized to 8-bit blocks (true; integer dot products, the CPU's and
+     * llama.cpp's default) or as floats (false; what prompts and the other types always take).
+     *
+     * <pre>{@code
+     * try (CudaBackend gpu = CudaBackend.open(0, false)) { ... } // float activations throughout
+     * }</pre>
+     */
+    public static CudaBackend open(int ordinal, boolean int8Activations) {
         CudaDriver cu = CudaDriver.get();
         int count = cu.deviceCount();
         if (ordinal < 0 || ordinal >= count) {
             throw new CudaUnavailableException(CudaUnavailableException.Kind.NO_DEVICE, "CUDA device " + ordinal
                     + " does not exist (this machine has " + count + ")");
         }
-        return new CudaBackend(cu, ordinal);
+        return new CudaBackend(cu, ordinal, int8Activations);
     }
 
     /**
@@ -443,6 +465,46 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations here ({@link #open(int, boolean)}). */
+    public boolean int8Activations() {
+        return int8Activations;
+    }
+
+    /**
+     * Whether a one-token product of {@code type} takes 8-bit activations on this backend; else
+     * float ones. Tests pick their reference by it.
+     */
+    public boolean decodesWithInt8(GgmlType type) {
+        return MATVEC && int8Activations && matvecQ8Suffix(type) != null;
+    }
+
+    /** The decode kernels' name ending for {@code type} on the 8-bit activation path; null where it has none. */
+    static String matvecQ8Suffix(GgmlType type) {
+        return switch (type) {
+            case Q8_0, Q4_0 -> kernelSuffix(type) + "_q8";
+            default -> null;
+        };
+    }
+
+    /** The decode kernels' name ending for {@code type} on this backend's activation path. */
+    private String decodeSuffix(GgmlType type) {
+        String q8 = int8Activations ? matvecQ8Suffix(type) : null;
+        return q8 != null ? q8 : matvecSuffix(type);
+    }
+
+    /**
+     * The activations the decode kernel {@code suffix} reads: {@code x} itself, or for an 8-bit
+     * kernel {@code x} quantized into {@link #activations8} by {@code quantize_q8}.
+     */
+    private long decodeInput(String suffix, CudaTensor x, int cols) {
+        if (!suffix.endsWith("_q8")) {
+            return x.ptr;
+        }
+        long act = activations8.atLeast(cols + 8L * (cols / 32));
+        launch("quantize_q8", ceilDiv(cols / 32, MV_WARPS), 1, 1, MV_WARPS * 32, x.ptr, cols, act);
+        return act;
+    }
+
     /** The name ending of the decode kernel {@code matvec_*} of {@code type}; null where it has none. */
     static String matvecSuffix(GgmlType type) {
         return switch (type) {
@@ -570,12 +632,13 @@ public final class CudaBackend implements Backend {
         CudaTensor os = tensor(out);
         checkRange(xs, 0, nTokens * m.cols);
         checkRange(os, 0, nTokens * m.rows);
-        String matvec = matvecSuffix(m.type);
+        String matvec = decodeSuffix(m.type);
         if (nTokens == 1 && MATVEC && matvec != null) {
             // Rows are whole blocks (cols % 32, % 256 for K-quants) and start 16-aligned, as the
             // 16-byte loads of matvec_q4_k need: cuMemAlloc aligns to 256 and rows are 144 n bytes.
+            long in = decodeInput(matvec, xs, m.cols);
             launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows,
-                    m.cols, xs.ptr, os.ptr);
+                    m.cols, in, os.ptr);
             return;
         }
         launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,
@@ -654,7 +717,7 @@ public final class CudaBackend implements Backend {
         CudaWeight a = weight(wq);
         CudaWeight b = weight(wk);
         CudaWeight c = weight(wv);
-        String matvec = matvecSuffix(a.type);
+        String matvec = decodeSuffix(a.type);
         if (nTokens != 1 || !MATVEC || matvec == null || b.type != a.type || c.type != a.type || b.cols != a.cols
                 || c.cols != a.cols) {
             Backend.super.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
@@ -668,8 +731,9 @@ public final class CudaBackend implements Backend {
         checkRange(qs, 0, a.rows);
         checkRange(ks, 0, b.rows);
         checkRange(vs, 0, c.rows);
+        long in = decodeInput(matvec, xs, a.cols);
         launch("matvec3_" + matvec, ceilDiv(a.rows + b.rows + c.rows, MV_WARPS), 1, 1, MV_WARPS * 32, a.ptr, b.ptr,
-                c.ptr, a.rowBytes, a.rows, b.rows, c.rows, a.cols, xs.ptr, qs.ptr, ks.ptr, vs.ptr);
+                c.ptr, a.rowBytes, a.rows, b.rows, c.rows, a.cols, in, qs.ptr, ks.ptr, vs.ptr);
     }
 
     /**
@@ -681,7 +745,7 @@ public final class CudaBackend implements Backend {
         enter();
         CudaWeight g = weight(gate);
         CudaWeight u = weight(up);
-        String matvec = matvecSuffix(g.type);
+        String matvec = decodeSuffix(g.type);
         if (nTokens != 1 || !MATVEC || matvec == null || u.type != g.type || u.rows != g.rows || u.cols != g.cols) {
             Backend.super.ffnGateUp(gate, up, x, out, upOut, nTokens);
             return;
@@ -690,8 +754,9 @@ public final class CudaBackend implements Backend {
         CudaTensor os = tensor(out);
         checkRange(xs, 0, g.cols);
         checkRange(os, 0, g.rows);
+        long in = decodeInput(matvec, xs, g.cols);
         launch("matvec_swiglu_" + matvec, ceilDiv(g.rows, MV_WARPS), 1, 1, MV_WARPS * 32, g.ptr, u.ptr, g.rowBytes,
-                g.rows, g.cols, xs.ptr, os.ptr);
+                g.rows, g.cols, in, os.ptr);
     }
 
     @Override

@@ -36,6 +36,8 @@ class CudaKernelsTest {
     private static CudaBackend gpu;
     private static CpuBackend cpu;
     private static final ScalarKernels REF = new ScalarKernels();
+    /** The reference of the 8-bit activation path: llama.cpp's vec_dot, as the CPU's default. */
+    private static final ScalarKernels REF8 = ScalarKernels.int8Activations();
     private final Random rnd = new Random(System.nanoTime());
 
     @BeforeAll
@@ -130,7 +132,8 @@ class CudaKernelsTest {
         WeightMatrix m = randomMatrix(type, rows, cols);
         float[] x = gaussian(nTokens * cols, 1.0);
         float[] want = new float[nTokens * rows];
-        REF.matmul(m, x, 0, cols, want, 0, rows, nTokens);
+        boolean int8 = nTokens == 1 && gpu.decodesWithInt8(type);
+        (int8 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, nTokens);
         // The error of a float32 dot product grows with the sum of |w_i x_i|, not with the result.
         float[] scale = new float[want.length];
         float[] row = new float[cols];
@@ -147,7 +150,24 @@ class CudaKernelsTest {
         Weight w = gpu.weight(m);
         Tensor out = poisoned(nTokens * rows);
         gpu.matmul(w, onGpu(x), out, nTokens);
-        assertClose("matmul " + type, read(gpu, out, want.length), want, scale, 1e-5 * Math.sqrt(cols), 1e-30);
+        assertClose("matmul " + type + (int8 ? " (8-bit activations)" : ""), read(gpu, out, want.length), want, scale,
+                1e-5 * Math.sqrt(cols), 1e-30);
+        if (int8) {
+            // and the float decode kernels of the same type, on a backend that takes float activations
+            float[] wantFloat = new float[rows];
+            REF.matmul(m, x, 0, cols, wantFloat, 0, rows, 1);
+            try (CudaBackend floats = CudaBackend.open(0, false)) {
+                Tensor o = floats.tensor(rows);
+                floats.fill(o, rows, Float.NaN);
+                Tensor fx = floats.tensor(cols);
+                floats.write(x, 0, fx, 0, cols);
+                floats.matmul(floats.weight(m), fx, o, 1);
+                float[] got = new float[rows];
+                floats.read(o, 0, got, 0, rows);
+                assertClose("matmul " + type + " (float activations)", got, wantFloat, scale, 1e-5 * Math.sqrt(cols),
+                        1e-30);
+            }
+        }
     }
 
     @ParameterizedTest
@@ -269,7 +289,8 @@ class CudaKernelsTest {
     }
 
     @ParameterizedTest(name = "{0} {1} columns, {2} tokens")
-    @CsvSource({"Q8_0, 512, 1", "Q4_0, 2048, 1", "Q4_K, 2048, 1", "Q6_K, 768, 1", "F16, 256, 1", "Q4_0, 512, 3"})
+    @CsvSource({"Q8_0, 512, 1", "Q4_0, 2048, 1", "Q4_K, 2048, 1", "Q6_K, 768, 1", "F16, 256, 1", "Q4_0, 512, 3",
+        "Q8_0, 2048, 3"})
     void fusedProjectionsMatchTheCpu(GgmlType type, int cols, int nTokens) {
         // q, k, v as in grouped-query attention (k and v narrower), gate and up of one width
         int[] rows = {96, 40, 40};
@@ -279,9 +300,10 @@ class CudaKernelsTest {
         Tensor gx = onGpu(x);
         Tensor[] outs = {poisoned(nTokens * rows[0]), poisoned(nTokens * rows[1]), poisoned(nTokens * rows[2])};
         gpu.matmulQkv(gpu.weight(w[0]), gpu.weight(w[1]), gpu.weight(w[2]), gx, outs[0], outs[1], outs[2], nTokens);
+        ScalarKernels ref = nTokens == 1 && gpu.decodesWithInt8(type) ? REF8 : REF;
         for (int i = 0; i < 3; i++) {
             float[] want = new float[nTokens * rows[i]];
-            REF.matmul(w[i], x, 0, cols, want, 0, rows[i], nTokens);
+            ref.matmul(w[i], x, 0, cols, want, 0, rows[i], nTokens);
             assertClose("matmulQkv " + type + " output " + i, read(gpu, outs[i], want.length), want,
                     dotScale(w[i], x, nTokens), 1e-5 * Math.sqrt(cols), 1e-30);
         }
@@ -290,8 +312,8 @@ class CudaKernelsTest {
         WeightMatrix up = randomMatrix(type, 70, cols);
         float[] g = new float[nTokens * 70];
         float[] u = new float[nTokens * 70];
-        REF.matmul(gate, x, 0, cols, g, 0, 70, nTokens);
-        REF.matmul(up, x, 0, cols, u, 0, 70, nTokens);
+        ref.matmul(gate, x, 0, cols, g, 0, 70, nTokens);
+        ref.matmul(up, x, 0, cols, u, 0, 70, nTokens);
         float[] want = new float[g.length];
         REF.swiglu(g, 0, u, 0, want, 0, g.length);
         // silu(g) u moves by at most about (|u| + |g u|) per unit of error in g, and by |silu(g)| per unit in u

@@ -34,6 +34,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class MatvecHostCheckTest {
     private static final ScalarKernels REF = new ScalarKernels();
+    private static final ScalarKernels REF8 = ScalarKernels.int8Activations();
     private static Path harness;
 
     @TempDir
@@ -65,6 +66,14 @@ class MatvecHostCheckTest {
         };
     }
 
+    @ParameterizedTest(name = "{0} {1}x{2}, 8-bit activations")
+    @CsvSource({"Q8_0, 3, 32", "Q8_0, 7, 288", "Q8_0, 4, 2048", "Q8_0, 2, 8192", "Q8_0, 3, 3104",
+        "Q4_0, 3, 32", "Q4_0, 7, 288", "Q4_0, 4, 2048", "Q4_0, 2, 8192", "Q4_0, 3, 3104"})
+    void lanesOfThe8BitDecodeKernelMatchTheReference(GgmlType type, int rows, int cols) throws Exception {
+        // The block sums are exact integers on both sides: only the float combination differs.
+        check(type, rows, cols, true, 2e-6);
+    }
+
     @ParameterizedTest(name = "{0} {1}x{2}")
     @CsvSource({
         // one chunk per row, fewer chunks than lanes, exactly the lanes, and the unrolled loop with
@@ -75,6 +84,11 @@ class MatvecHostCheckTest {
         "Q6_K, 3, 256", "Q6_K, 5, 768", "Q6_K, 4, 2048", "Q6_K, 2, 8192", "Q6_K, 3, 3328",
     })
     void lanesOfTheDecodeKernelMatchTheReference(GgmlType type, int rows, int cols) throws Exception {
+        check(type, rows, cols, false, 1e-5 * Math.sqrt(cols));
+    }
+
+    /** Runs the lanes of the {@code matvec} kernel on the host; |got - want| within rel * sum |w x| per row. */
+    private static void check(GgmlType type, int rows, int cols, boolean int8, double rel) throws Exception {
         Random rnd = new Random(31L * rows + cols + type.ordinal());
         WeightMatrix m = RandomWeights.matrix(rnd, type, rows, cols);
         float[] x = new float[cols];
@@ -82,11 +96,11 @@ class MatvecHostCheckTest {
             x[i] = (float) rnd.nextGaussian();
         }
         float[] want = new float[rows];
-        REF.matmul(m, x, 0, cols, want, 0, rows, 1);
+        (int8 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, 1);
 
         ByteArrayOutputStream in = new ByteArrayOutputStream();
-        ByteBuffer head = ByteBuffer.allocate(20).order(ByteOrder.LITTLE_ENDIAN);
-        head.putInt(wtype(type)).putInt(rows).putInt(cols).putLong(m.rowBytes());
+        ByteBuffer head = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
+        head.putInt(wtype(type)).putInt(int8 ? 1 : 0).putInt(rows).putInt(cols).putLong(m.rowBytes());
         in.write(head.array());
         in.write(m.data().asSlice(0, m.rowBytes() * rows).toArray(ValueLayout.JAVA_BYTE));
         ByteBuffer xb = ByteBuffer.allocate(4 * cols).order(ByteOrder.LITTLE_ENDIAN);
@@ -104,7 +118,7 @@ class MatvecHostCheckTest {
             for (int c = 0; c < cols; c++) {
                 scale += Math.abs(row[c] * x[c]);
             }
-            double bound = 1e-5 * Math.sqrt(cols) * scale + 1e-30;
+            double bound = rel * scale + 1e-30;
             if (!(Math.abs(got[r] - want[r]) <= bound)) {
                 fail(type + " " + rows + "x" + cols + ": row " + r + " is " + got[r] + ", the reference says "
                         + want[r] + " (bound " + bound + ")");
