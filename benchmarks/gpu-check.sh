@@ -17,7 +17,8 @@
 #   tests     CudaKernelsTest, CudaGreedyAgreementTest and CudaSyntheticAgreementTest (JUnit
 #             console; XML reports in $OUT/junit): every kernel against the CPU, end-to-end agreement
 #   bench-1b  synthesizes llama3-1b in Q4_0, Q8_0 and Q4_K_M and runs
-#             jcascade bench --backend cuda --json on each (512-token prompt, 128 generated tokens)
+#             jcascade bench --backend cuda --json on each (512-token prompt, 128 generated tokens),
+#             then again with decode steps as CUDA graphs (-Djcascade.cuda.graphs=true)
 #   bench-8b  the same for llama3-8b (each file is written, measured and deleted in turn)
 # Every stage writes $OUT/<stage>.log as it goes and bench lines to $OUT/bench.jsonl, so a run cut
 # short still brings back what it did. Timeouts per stage: GPU_CHECK_TIMEOUT (seconds, default 280).
@@ -57,7 +58,7 @@ export JAVA_HOME=$top/.device/jdk PATH=$top/.device/jdk/bin:$PATH
 limit=${GPU_CHECK_TIMEOUT:-280}
 cp=$(ls .device/lib/*.jar | tr '\n' ':')
 jflags=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xss8m)
-jcascade() { java "${jflags[@]}" -cp "$cp" io.jcascade.cli.JCascade "$@"; }
+jcascade() { java "${jflags[@]}" ${JFLAGS_EXTRA:-} -cp "$cp" io.jcascade.cli.JCascade "$@"; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 info() {
@@ -86,6 +87,10 @@ bench_shape() {
     stamp "bench $shape $type"
     jcascade bench --model "$f" --backend cuda --prompt-tokens 512 --gen-tokens 128 --json \
       | sed "s|^{|{\"model\":\"$shape-$type\",|" | tee -a "$OUT/bench.jsonl"
+    stamp "bench $shape $type, decode as CUDA graphs"
+    JFLAGS_EXTRA=-Djcascade.cuda.graphs=true jcascade bench --model "$f" --backend cuda --prompt-tokens 512 \
+      --gen-tokens 128 --json --no-bandwidth \
+      | sed "s|^{|{\"model\":\"$shape-$type\",\"graphs\":true,|" | tee -a "$OUT/bench.jsonl"
     rm -f "$f"
   done
 }

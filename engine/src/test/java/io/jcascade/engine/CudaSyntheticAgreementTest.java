@@ -40,7 +40,9 @@ import org.junit.jupiter.params.provider.MethodSource;
  * float activations there. Q8_0 and Q4_0 run a second time with 8-bit activations on both (the
  * default of each for one-token products), the prompt then fed a token at a time so that every
  * product takes that path. The products sum in another order on the GPU, so the logits agree to
- * float rounding, not bit for bit. Needs no data
+ * float rounding, not bit for bit. Each case runs on the GPU twice, the second time with decode
+ * steps as CUDA graphs ({@link CudaBackend#useGraphs}), which must give the same logits to the bit:
+ * the same kernels run in the same order. Needs no data
  * beside the project (built-in vocabulary), so it runs on a GPU machine from the tree alone.
  * Skips where there is no CUDA driver or device.
  */
@@ -91,6 +93,15 @@ class CudaSyntheticAgreementTest {
             int[] tokens = run(Llama.load(gguf, c, cpu), prompt, null, want, int8);
             List<float[]> got = new ArrayList<>();
             run(Llama.load(gguf, c, gpu), prompt, tokens, got, int8);
+            gpu.useGraphs(true);
+            if (gpu.graphs()) {
+                List<float[]> graphed = new ArrayList<>();
+                run(Llama.load(gguf, c, gpu), prompt, tokens, graphed, int8);
+                for (int step = 0; step < GENERATED; step++) {
+                    assertThat(graphed.get(step)).as("%s %s step %d with CUDA graphs", shapeName, type, step)
+                            .containsExactly(got.get(step));
+                }
+            }
             for (int step = 0; step < GENERATED; step++) {
                 float[] w = want.get(step);
                 float[] g = got.get(step);

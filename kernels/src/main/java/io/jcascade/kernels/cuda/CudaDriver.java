@@ -69,6 +69,14 @@ final class CudaDriver {
     private final MethodHandle cuEventElapsedTime;
     private final MethodHandle cuEventDestroy;
     private final MethodHandle cuGetErrorName;
+    // CUDA graphs (driver 12.0+); null where the driver lacks them, and then graphs stay off.
+    private final MethodHandle cuStreamBeginCapture;
+    private final MethodHandle cuStreamEndCapture;
+    private final MethodHandle cuGraphInstantiate;
+    private final MethodHandle cuGraphExecUpdate;
+    private final MethodHandle cuGraphLaunch;
+    private final MethodHandle cuGraphExecDestroy;
+    private final MethodHandle cuGraphDestroy;
 
     private CudaDriver(SymbolLookup lib) {
         Linker l = Linker.nativeLinker();
@@ -105,6 +113,94 @@ final class CudaDriver {
                 "cuEventElapsedTime");
         cuEventDestroy = bind(l, lib, FunctionDescriptor.of(INT, ADDR), "cuEventDestroy_v2");
         cuGetErrorName = bind(l, lib, FunctionDescriptor.of(INT, INT, ADDR), "cuGetErrorName");
+        cuStreamBeginCapture = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR, INT), "cuStreamBeginCapture_v2");
+        cuStreamEndCapture = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR, ADDR), "cuStreamEndCapture");
+        cuGraphInstantiate = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR, ADDR, LONG),
+                "cuGraphInstantiateWithFlags");
+        cuGraphExecUpdate = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR, ADDR, ADDR), "cuGraphExecUpdate_v2");
+        cuGraphLaunch = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR, ADDR), "cuGraphLaunch");
+        cuGraphExecDestroy = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR), "cuGraphExecDestroy");
+        cuGraphDestroy = bindOptional(l, lib, FunctionDescriptor.of(INT, ADDR), "cuGraphDestroy");
+    }
+
+    private static MethodHandle bindOptional(Linker linker, SymbolLookup lib, FunctionDescriptor fd, String name) {
+        return lib.find(name).map(sym -> linker.downcallHandle(sym, fd)).orElse(null);
+    }
+
+    /** Whether this driver has what {@link CudaBackend}'s decode graphs use (stream capture, exec update). */
+    boolean hasGraphs() {
+        return cuStreamBeginCapture != null && cuStreamEndCapture != null && cuGraphInstantiate != null
+                && cuGraphExecUpdate != null && cuGraphLaunch != null && cuGraphExecDestroy != null
+                && cuGraphDestroy != null;
+    }
+
+    /** Starts capturing {@code stream} into a graph; relaxed mode (other threads' calls are not checked). */
+    void streamBeginCapture(MemorySegment stream) {
+        try {
+            check((int) cuStreamBeginCapture.invokeExact(stream, 2 /* CU_STREAM_CAPTURE_MODE_RELAXED */),
+                    "cuStreamBeginCapture");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Ends the capture of {@code stream}: the graph of everything queued on it since the capture began. */
+    MemorySegment streamEndCapture(MemorySegment stream) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(ADDR);
+            check((int) cuStreamEndCapture.invokeExact(stream, p), "cuStreamEndCapture");
+            return p.get(ValueLayout.ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    MemorySegment graphInstantiate(MemorySegment graph) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(ADDR);
+            check((int) cuGraphInstantiate.invokeExact(p, graph, 0L), "cuGraphInstantiateWithFlags");
+            return p.get(ValueLayout.ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Updates {@code exec} in place to run {@code graph} (the same kernels in the same order, with
+     * other arguments or grids); false when the driver refuses because the topology differs.
+     */
+    boolean graphExecUpdate(MemorySegment exec, MemorySegment graph) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment info = a.allocate(24, 8); // CUgraphExecUpdateResultInfo: result, errorNode, errorFromNode
+            int rc = (int) cuGraphExecUpdate.invokeExact(exec, graph, info);
+            return rc == 0;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void graphLaunch(MemorySegment exec, MemorySegment stream) {
+        try {
+            check((int) cuGraphLaunch.invokeExact(exec, stream), "cuGraphLaunch");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void graphExecDestroy(MemorySegment exec) {
+        try {
+            check((int) cuGraphExecDestroy.invokeExact(exec), "cuGraphExecDestroy");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void graphDestroy(MemorySegment graph) {
+        try {
+            check((int) cuGraphDestroy.invokeExact(graph), "cuGraphDestroy");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     /**
