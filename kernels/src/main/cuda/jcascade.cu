@@ -584,14 +584,20 @@ __host__ __device__ __forceinline__ int q8_quant(float x, float amax, float* d) 
 }
 
 // Quantizes x[cols] into the activation layout above. One warp per block of 32, MV_WARPS a block.
+// For a prompt, grid y = the number of tokens n (token t's x at t * cols), and the layout is the
+// same with every part n times as long, token-major: q[n][cols] | d[n][cols/32] | s[n][cols/32]
+// (for n = 1, exactly the one-token layout).
 extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
 quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
-    if (b >= cols / 32) {
+    int nb = cols / 32;
+    if (b >= nb) {
         return;
     }
+    long long t = blockIdx.y;
+    long long n = gridDim.y;
     int lane = threadIdx.x % WARP;
-    float v = x[32 * b + lane];
+    float v = x[t * cols + 32 * b + lane];
     float amax = fabsf(v);
     for (int o = WARP / 2; o > 0; o >>= 1) {
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
@@ -602,12 +608,226 @@ quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     for (int o = WARP / 2; o > 0; o >>= 1) {
         sum += __shfl_xor_sync(0xffffffffu, sum, o);
     }
-    act[32 * b + lane] = (u8) (signed char) q;
+    act[t * cols + 32 * b + lane] = (u8) (signed char) q;
     if (lane == 0) {
-        reinterpret_cast<float*>(act + cols)[b] = d;
-        reinterpret_cast<int*>(act + cols + 4 * (cols / 32))[b] = sum;
+        reinterpret_cast<float*>(act + n * cols)[t * nb + b] = d;
+        reinterpret_cast<int*>(act + n * cols + 4 * n * nb)[t * nb + b] = sum;
     }
 }
+
+// ---- prompts on the tensor cores: Q8_0 / Q4_0 weights times 8-bit activations ---------------
+//
+// out[t][r] = sum_b d_w[r][b] d_x[t][b] sum_{j<32} qw[r][32b+j] qx[t][32b+j], the 8-bit product of
+// the decode kernels above (and of the CPU), for many tokens at once: the integer block sums come
+// from mma.sync m16n8k32 (s8 x s8 -> s32), whose k of 32 is exactly one Q8_0 block, so each mma
+// gives 16 rows x 8 tokens of exact block sums, scaled into float accumulators at once. For Q4_0
+// the nibbles (0..15) go in unsigned and the -8 comes back as -8 * s_x per block.
+//
+// Fragments (PTX ISA, mma.m16n8k32 .s8; g = lane / 4, i = lane % 4): A (16 rows x 32 k, row-major)
+// a0 = row g, k 4i..4i+3; a1 = row g+8, same k; a2 = row g, k 16+4i..; a3 = row g+8, k 16+4i..
+// B (32 k x 8 tokens) b0 = token g, k 4i..4i+3; b1 = token g, k 16+4i.. .  C (16 x 8, s32)
+// c0, c1 = row g, tokens 2i, 2i+1; c2, c3 = row g+8, tokens 2i, 2i+1. So each lane reads its
+// fragments straight from the block layouts: 4 bytes of a row's quants, 4 bytes of a token's.
+//
+// A block is MMQ_WARPS warps, 2 x 2 over a tile of 64 rows x 64 tokens; a warp takes 32 rows (two
+// A fragments) x 32 tokens (four B fragments): 8 mma and 32 scaled adds per 32 columns. Fragments
+// are loaded from global memory directly (the four warps share rows and tokens through L1);
+// staging through shared memory, and ldmatrix, are for after a first measurement.
+// Grid: x = ceil(rows / 64), y = ceil(n_tokens / 64). Block: MMQ_WARPS * 32. Needs cols % 32 == 0.
+//
+// The lane functions are __host__ __device__ so that matvec_host_check.cu can run them with an
+// emulated mma (from the fragment layout above) against the CPU reference.
+
+#define MMQ_WARPS 4
+#define MMQ_TILE 64
+
+__host__ __device__ __forceinline__ u32 load_u32_2aligned(const u8* p) {
+    const u16* h = reinterpret_cast<const u16*>(p);
+    return (u32) h[0] | ((u32) h[1] << 16);
+}
+
+// One lane's view of its warp's tile: four weight rows (g, g+8, g+16, g+24 from the warp's first
+// row), four tokens' quants (g, g+8, g+16, g+24 from the warp's first token) for B, and the eight
+// tokens whose C columns it holds (8j + 2i and 8j + 2i + 1). Rows and tokens past the end are
+// clamped to the last one, so every load is in bounds; their results are not stored.
+struct MmqLane {
+    const u8* wrow[4];
+    const int* xq[4];
+    int tok[4][2];
+};
+
+__host__ __device__ __forceinline__ MmqLane mmq_lane(const u8* w, long long row_bytes, int rows, int cols,
+                                                     const u8* act, int n, int r0, int t0, int lane) {
+    MmqLane l;
+    int g = lane >> 2;
+    int i = lane & 3;
+    for (int k = 0; k < 4; k++) {
+        int r = r0 + 8 * k + g;
+        l.wrow[k] = w + (long long) (r < rows ? r : rows - 1) * row_bytes;
+        int t = t0 + 8 * k + g;
+        l.xq[k] = reinterpret_cast<const int*>(act + (long long) (t < n ? t : n - 1) * cols);
+        int c = t0 + 8 * k + 2 * i;
+        l.tok[k][0] = c < n ? c : n - 1;
+        l.tok[k][1] = c + 1 < n ? c + 1 : n - 1;
+    }
+    return l;
+}
+
+template <int T>
+__host__ __device__ __forceinline__ void mmq_a(const u8* lo, const u8* hi, int b, int i, int a[4]);
+
+// Q8_0 block b at 34 b: fp16 d, then 32 int8 quants (2-aligned).
+template <>
+__host__ __device__ __forceinline__ void mmq_a<W_Q8_0>(const u8* lo, const u8* hi, int b, int i, int a[4]) {
+    const u8* q0 = lo + 34 * b + 2 + 4 * i;
+    const u8* q1 = hi + 34 * b + 2 + 4 * i;
+    a[0] = (int) load_u32_2aligned(q0);
+    a[1] = (int) load_u32_2aligned(q1);
+    a[2] = (int) load_u32_2aligned(q0 + 16);
+    a[3] = (int) load_u32_2aligned(q1 + 16);
+}
+
+// Q4_0 block b at 18 b: fp16 d, then qs[16], element j in qs[j]'s low nibble, 16 + j in its high one.
+template <>
+__host__ __device__ __forceinline__ void mmq_a<W_Q4_0>(const u8* lo, const u8* hi, int b, int i, int a[4]) {
+    u32 w0 = load_u32_2aligned(lo + 18 * b + 2 + 4 * i);
+    u32 w1 = load_u32_2aligned(hi + 18 * b + 2 + 4 * i);
+    a[0] = (int) (w0 & 0x0F0F0F0Fu);
+    a[1] = (int) (w1 & 0x0F0F0F0Fu);
+    a[2] = (int) ((w0 >> 4) & 0x0F0F0F0Fu);
+    a[3] = (int) ((w1 >> 4) & 0x0F0F0F0Fu);
+}
+
+template <int T>
+__host__ __device__ __forceinline__ float mmq_scale(const u8* row, int b) {
+    const int bytes = T == W_Q8_0 ? 34 : 18;
+    return half_bits_to_float(*reinterpret_cast<const u16*>(row + bytes * b));
+}
+
+// acc (this lane's four C elements) += d_w d_x (c - 8 s_x for Q4_0).
+template <int T>
+__host__ __device__ __forceinline__ void mmq_add(float acc[4], const int c[4], float dw_lo, float dw_hi, float dx0,
+                                                 float dx1, int sx0, int sx1) {
+    int o0 = T == W_Q4_0 ? 8 * sx0 : 0;
+    int o1 = T == W_Q4_0 ? 8 * sx1 : 0;
+    acc[0] += dw_lo * dx0 * (float) (c[0] - o0);
+    acc[1] += dw_lo * dx1 * (float) (c[1] - o1);
+    acc[2] += dw_hi * dx0 * (float) (c[2] - o0);
+    acc[3] += dw_hi * dx1 * (float) (c[3] - o1);
+}
+
+template <typename V>
+__host__ __device__ __forceinline__ V load_ro(const V* p) {
+#ifdef __CUDA_ARCH__
+    return __ldg(p);
+#else
+    return *p;
+#endif
+}
+
+// What a lane loads for the 32 columns of block b: its A fragments (rows g, g+8 and g+16, g+24),
+// their scales, its B fragments of the four token groups, and the scales (and, for Q4_0, the
+// quant sums) of the tokens of its C elements.
+struct MmqStep {
+    int a[2][4];
+    float dw[4];
+    int bf[4][2];
+    float dx[4][2];
+    int sx[4][2];
+};
+
+template <int T>
+__host__ __device__ __forceinline__ void mmq_load(const MmqLane& l, const float* xd, const int* xs, int nb, int b, int i,
+                                                  MmqStep& st) {
+    mmq_a<T>(l.wrow[0], l.wrow[1], b, i, st.a[0]);
+    mmq_a<T>(l.wrow[2], l.wrow[3], b, i, st.a[1]);
+    for (int k = 0; k < 4; k++) {
+        st.dw[k] = mmq_scale<T>(l.wrow[k], b);
+        st.bf[k][0] = load_ro(l.xq[k] + 8 * b + i);
+        st.bf[k][1] = load_ro(l.xq[k] + 8 * b + 4 + i);
+        for (int e = 0; e < 2; e++) {
+            st.dx[k][e] = load_ro(xd + (long long) l.tok[k][e] * nb + b);
+            st.sx[k][e] = T == W_Q4_0 ? load_ro(xs + (long long) l.tok[k][e] * nb + b) : 0;
+        }
+    }
+}
+
+// Stores this lane's elements of A fragment f (rows r0 + 16 f + g, + 8) x B fragment j.
+__host__ __device__ __forceinline__ void mmq_store(float* out, int rows, int n, int r0, int t0, int lane, int f, int j,
+                                                   const float acc[4]) {
+    int r = r0 + 16 * f + (lane >> 2);
+    int t = t0 + 8 * j + 2 * (lane & 3);
+    if (r < rows && t < n) out[(long long) t * rows + r] = acc[0];
+    if (r < rows && t + 1 < n) out[(long long) (t + 1) * rows + r] = acc[1];
+    if (r + 8 < rows && t < n) out[(long long) t * rows + r + 8] = acc[2];
+    if (r + 8 < rows && t + 1 < n) out[(long long) (t + 1) * rows + r + 8] = acc[3];
+}
+
+__device__ __forceinline__ void mma_s8(int c[4], const int a[4], const int b[2]) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+template <int T>
+__device__ void mmq_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
+                         const u8* __restrict__ act, float* __restrict__ out, int n) {
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int r0 = blockIdx.x * MMQ_TILE + (warp & 1) * 32;
+    int t0 = blockIdx.y * MMQ_TILE + (warp >> 1) * 32;
+    if (r0 >= rows || t0 >= n) {
+        return; // a whole warp: mma.sync needs all 32 lanes, and they leave together
+    }
+    int nb = cols / 32;
+    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * nb);
+    MmqLane l = mmq_lane(w, row_bytes, rows, cols, act, n, r0, t0, lane);
+    int i = lane & 3;
+    float acc[2][4][4];
+#pragma unroll
+    for (int f = 0; f < 2; f++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                acc[f][j][e] = 0.0f;
+            }
+        }
+    }
+    for (int b = 0; b < nb; b++) {
+        MmqStep st;
+        mmq_load<T>(l, xd, xs, nb, b, i, st);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+#pragma unroll
+            for (int f = 0; f < 2; f++) {
+                int c[4] = {0, 0, 0, 0};
+                mma_s8(c, st.a[f], st.bf[j]);
+                mmq_add<T>(acc[f][j], c, st.dw[2 * f], st.dw[2 * f + 1], st.dx[j][0], st.dx[j][1], st.sx[j][0],
+                           st.sx[j][1]);
+            }
+        }
+    }
+#pragma unroll
+    for (int f = 0; f < 2; f++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[f][j]);
+        }
+    }
+}
+
+// act: the n-token activation buffer of quantize_q8 (grid y = n).
+#define DEFINE_MMQ(name, T)                                                                            \
+    extern "C" __global__ void __launch_bounds__(MMQ_WARPS * WARP)                                     \
+    name(const u8* w, long long row_bytes, int rows, int cols, const u8* act, float* out, int n) {     \
+        mmq_body<T>(w, row_bytes, rows, cols, act, out, n);                                            \
+    }
+
+DEFINE_MMQ(mmq_q8_0, W_Q8_0)
+DEFINE_MMQ(mmq_q4_0, W_Q4_0)
 
 // The lane's share of a row through either path: Q8 takes the activation buffer in x's place.
 template <int T, bool Q8>

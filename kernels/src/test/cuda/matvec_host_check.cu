@@ -1,11 +1,14 @@
 // Runs the decode matrix-vector kernels' per-lane code (chunk_dot / lane_dot of jcascade.cu) on
 // the CPU, exactly as the 32 lanes of a warp would split a row and then sum their shares in
-// warp_sum's butterfly order, so that the block layouts they decode are checked against the CPU
-// reference on a machine without a GPU (MatvecHostCheckTest drives it).
+// warp_sum's butterfly order, and the prompt kernels' (mmq_*) lane code with mma.sync emulated from
+// its fragment layout, so that the block layouts they decode are checked against the CPU reference
+// on a machine without a GPU (MatvecHostCheckTest drives it).
 //
-// Input (stdin, little-endian): int32 type (jcascade.cu's WType), int32 activations (0 float,
-// 1 the 8-bit path: x quantized as quantize_q8 does, lane by lane), int32 rows, int32 cols,
-// int64 row_bytes, rows * row_bytes weight bytes, cols float32 x. Output (stdout): rows float32.
+// Input (stdin, little-endian): int32 type (jcascade.cu's WType), int32 path (0 matvec with float
+// activations, 1 matvec with 8-bit ones: x quantized as quantize_q8 does, lane by lane, 2 mmq),
+// int32 rows, int32 cols, int32 tokens (1 for the matvec paths), int64 row_bytes,
+// rows * row_bytes weight bytes, tokens * cols float32 x. Output (stdout): tokens * rows float32,
+// token-major.
 #include "jcascade.cu"
 
 #include <cmath>
@@ -61,6 +64,112 @@ static void rows_dot(const std::vector<u8>& w, long long row_bytes, int rows, in
     }
 }
 
+// mma.sync.m16n8k32.s32.s8.s8.s32 for a whole warp, from the fragment layout jcascade.cu states
+// (the PTX ISA's): each lane's a[4] and b[2] are scattered into A (16 x 32) and B (32 x 8), and
+// each lane gets its four elements of C = A B.
+static void emulate_mma(const int a[WARP][4], const int b[WARP][2], int c[WARP][4]) {
+    int A[16][32];
+    int B[32][8];
+    for (int lane = 0; lane < WARP; lane++) {
+        int g = lane >> 2;
+        int i = lane & 3;
+        for (int e = 0; e < 4; e++) {
+            A[g][4 * i + e] = (signed char) (a[lane][0] >> (8 * e));
+            A[g + 8][4 * i + e] = (signed char) (a[lane][1] >> (8 * e));
+            A[g][16 + 4 * i + e] = (signed char) (a[lane][2] >> (8 * e));
+            A[g + 8][16 + 4 * i + e] = (signed char) (a[lane][3] >> (8 * e));
+            B[4 * i + e][g] = (signed char) (b[lane][0] >> (8 * e));
+            B[16 + 4 * i + e][g] = (signed char) (b[lane][1] >> (8 * e));
+        }
+    }
+    for (int lane = 0; lane < WARP; lane++) {
+        int g = lane >> 2;
+        int i = lane & 3;
+        int rc[4][2] = {{g, 2 * i}, {g, 2 * i + 1}, {g + 8, 2 * i}, {g + 8, 2 * i + 1}};
+        for (int e = 0; e < 4; e++) {
+            int sum = 0;
+            for (int k = 0; k < 32; k++) {
+                sum += A[rc[e][0]][k] * B[k][rc[e][1]];
+            }
+            c[lane][e] = sum;
+        }
+    }
+}
+
+// quantize_q8 over n tokens (grid y = n): q[n][cols] | d[n][cols/32] | s[n][cols/32].
+static std::vector<int> quantize_tokens(const float* x, int cols, int n) {
+    int nb = cols / 32;
+    std::vector<int> act((size_t) n * (cols / 4 + 2 * nb));
+    signed char* q = reinterpret_cast<signed char*>(act.data());
+    float* d = reinterpret_cast<float*>(act.data() + (size_t) n * cols / 4);
+    int* s = act.data() + (size_t) n * cols / 4 + (size_t) n * nb;
+    for (int t = 0; t < n; t++) {
+        std::vector<int> one = quantize(x + (size_t) t * cols, cols);
+        std::memcpy(q + (size_t) t * cols, one.data(), cols);
+        std::memcpy(d + (size_t) t * nb, one.data() + cols / 4, 4 * nb);
+        std::memcpy(s + (size_t) t * nb, one.data() + cols / 4 + nb, 4 * nb);
+    }
+    return act;
+}
+
+// mmq_body, warp by warp: the same lane functions, with the mma emulated across the 32 lanes.
+template <int T>
+static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
+                     float* out) {
+    std::vector<int> actv = quantize_tokens(x, cols, n);
+    const u8* act = reinterpret_cast<const u8*>(actv.data());
+    int nb = cols / 32;
+    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * nb);
+    for (int by = 0; by * MMQ_TILE < n; by++) {
+        for (int bx = 0; bx * MMQ_TILE < rows; bx++) {
+            for (int warp = 0; warp < MMQ_WARPS; warp++) {
+                int r0 = bx * MMQ_TILE + (warp & 1) * 32;
+                int t0 = by * MMQ_TILE + (warp >> 1) * 32;
+                if (r0 >= rows || t0 >= n) {
+                    continue;
+                }
+                static MmqLane l[WARP];
+                static MmqStep st[WARP];
+                static float acc[WARP][2][4][4];
+                for (int lane = 0; lane < WARP; lane++) {
+                    l[lane] = mmq_lane(w.data(), row_bytes, rows, cols, act, n, r0, t0, lane);
+                    std::memset(acc[lane], 0, sizeof acc[lane]);
+                }
+                for (int b = 0; b < nb; b++) {
+                    for (int lane = 0; lane < WARP; lane++) {
+                        mmq_load<T>(l[lane], xd, xs, nb, b, lane & 3, st[lane]);
+                    }
+                    for (int j = 0; j < 4; j++) {
+                        for (int f = 0; f < 2; f++) {
+                            int a[WARP][4];
+                            int bf[WARP][2];
+                            int c[WARP][4];
+                            for (int lane = 0; lane < WARP; lane++) {
+                                std::memcpy(a[lane], st[lane].a[f], sizeof a[lane]);
+                                std::memcpy(bf[lane], st[lane].bf[j], sizeof bf[lane]);
+                            }
+                            emulate_mma(a, bf, c);
+                            for (int lane = 0; lane < WARP; lane++) {
+                                const MmqStep& s = st[lane];
+                                mmq_add<T>(acc[lane][f][j], c[lane], s.dw[2 * f], s.dw[2 * f + 1], s.dx[j][0],
+                                           s.dx[j][1], s.sx[j][0], s.sx[j][1]);
+                            }
+                        }
+                    }
+                }
+                for (int lane = 0; lane < WARP; lane++) {
+                    for (int f = 0; f < 2; f++) {
+                        for (int j = 0; j < 4; j++) {
+                            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[lane][f][j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void read_all(void* p, size_t n) {
     if (std::fread(p, 1, n, stdin) != n) {
         std::fprintf(stderr, "matvec_host_check: short input\n");
@@ -69,30 +178,37 @@ static void read_all(void* p, size_t n) {
 }
 
 int main() {
-    int type, q8, rows, cols;
+    int type, path, rows, cols, n;
     long long row_bytes;
     read_all(&type, 4);
-    read_all(&q8, 4);
+    read_all(&path, 4);
     read_all(&rows, 4);
     read_all(&cols, 4);
+    read_all(&n, 4);
     read_all(&row_bytes, 8);
     // 16-aligned storage, as cuMemAlloc gives the kernels (Q4_K's 16-byte loads need it).
     std::vector<u8> w((size_t) row_bytes * rows + 16);
     read_all(w.data(), (size_t) row_bytes * rows);
-    std::vector<float> x((size_t) cols + 4);
-    read_all(x.data(), 4 * (size_t) cols);
-    std::vector<float> out(rows);
-    switch (type * 2 + (q8 != 0)) {
-        case 2 * W_Q8_0: rows_dot<W_Q8_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 2 * W_Q4_0: rows_dot<W_Q4_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 2 * W_Q4_K: rows_dot<W_Q4_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 2 * W_Q6_K: rows_dot<W_Q6_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 2 * W_Q8_0 + 1: rows_dot<W_Q8_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 2 * W_Q4_0 + 1: rows_dot<W_Q4_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+    std::vector<float> x((size_t) n * cols + 4);
+    read_all(x.data(), 4 * (size_t) n * cols);
+    if (path < 2 && n != 1) {
+        std::fprintf(stderr, "matvec_host_check: the matvec paths take one token\n");
+        return 2;
+    }
+    std::vector<float> out((size_t) n * rows, NAN); // unwritten elements stay NaN and fail
+    switch (type * 3 + path) {
+        case 3 * W_Q8_0: rows_dot<W_Q8_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q4_0: rows_dot<W_Q4_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q4_K: rows_dot<W_Q4_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q6_K: rows_dot<W_Q6_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q8_0 + 1: rows_dot<W_Q8_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q4_0 + 1: rows_dot<W_Q4_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 3 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         default:
-            std::fprintf(stderr, "matvec_host_check: no matvec kernel for type %d (activations %d)\n", type, q8);
+            std::fprintf(stderr, "matvec_host_check: no kernel for type %d on path %d\n", type, path);
             return 2;
     }
-    std::fwrite(out.data(), 4, rows, stdout);
+    std::fwrite(out.data(), 4, (size_t) n * rows, stdout);
     return 0;
 }

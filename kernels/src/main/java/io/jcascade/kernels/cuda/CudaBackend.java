@@ -63,12 +63,20 @@ public final class CudaBackend implements Backend {
     private static final int MM_WARPS = 4;
     private static final int MM_TOKENS = 8;
     private static final int MV_WARPS = 8;
+    private static final int MMQ_WARPS = 4;
+    private static final int MMQ_TILE = 64;
     /**
      * Whether one-token products take the decode kernels ({@code matvec_*}, wide loads, a lane per
      * chunk) where the type has one; {@code -Djcascade.cuda.matvec=false} keeps the tiled
      * {@code matmul_*} kernels for them, for comparisons.
      */
     static final boolean MATVEC = !"false".equalsIgnoreCase(System.getProperty("jcascade.cuda.matvec", "true"));
+    /**
+     * Whether prompt products of Q8_0 and Q4_0 weights run on the tensor cores ({@code mmq_*}: int8
+     * mma on activations quantized to 8 bits) where activations are 8-bit;
+     * {@code -Djcascade.cuda.mma=false} keeps the float {@code matmul_*} kernels for them.
+     */
+    static final boolean MMA = !"false".equalsIgnoreCase(System.getProperty("jcascade.cuda.mma", "true"));
     private static final int ATT_CHUNK = 128;
     private static final int ATT_THREADS = 128;
     private static final int ATT_MAX_HEAD_DIM = 512;
@@ -561,6 +569,30 @@ public final class CudaBackend implements Backend {
         return MATVEC && int8Activations && matvecQ8Suffix(type) != null;
     }
 
+    /**
+     * Whether a product of {@code type} over {@code nTokens} tokens takes 8-bit activations on this
+     * backend (one token: {@link #decodesWithInt8}; a prompt: Q8_0 and Q4_0 on the tensor cores);
+     * else float ones. Tests pick their reference by it:
+     *
+     * <pre>{@code
+     * CpuKernels ref = gpu.multipliesWithInt8(w.type(), n) ? ScalarKernels.int8Activations() : new ScalarKernels();
+     * }</pre>
+     */
+    public boolean multipliesWithInt8(GgmlType type, int nTokens) {
+        if (nTokens == 1) {
+            return decodesWithInt8(type);
+        }
+        return MMA && int8Activations && mmqSuffix(type) != null;
+    }
+
+    /** The name ending of the tensor-core prompt kernel {@code mmq_*} of {@code type}; null where it has none. */
+    static String mmqSuffix(GgmlType type) {
+        return switch (type) {
+            case Q8_0, Q4_0 -> kernelSuffix(type);
+            default -> null;
+        };
+    }
+
     /** The decode kernels' name ending for {@code type} on the 8-bit activation path; null where it has none. */
     static String matvecQ8Suffix(GgmlType type) {
         return switch (type) {
@@ -731,6 +763,15 @@ public final class CudaBackend implements Backend {
             long in = decodeInput(matvec, xs, m.cols);
             launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows,
                     m.cols, in, os.ptr);
+            return;
+        }
+        if (nTokens > 1 && multipliesWithInt8(m.type, nTokens)) {
+            // q[n][cols] | d[n][cols/32] | s[n][cols/32]; the 4-byte fragment loads need cols % 32 == 0,
+            // which every Q8_0/Q4_0 row has.
+            long act = activations8.atLeast((long) nTokens * (m.cols + 8L * (m.cols / 32)));
+            launch("quantize_q8", ceilDiv(m.cols / 32, MV_WARPS), nTokens, 1, MV_WARPS * 32, xs.ptr, m.cols, act);
+            launch("mmq_" + mmqSuffix(m.type), ceilDiv(m.rows, MMQ_TILE), ceilDiv(nTokens, MMQ_TILE), 1,
+                    MMQ_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols, act, os.ptr, nTokens);
             return;
         }
         launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,

@@ -132,7 +132,7 @@ class CudaKernelsTest {
         WeightMatrix m = randomMatrix(type, rows, cols);
         float[] x = gaussian(nTokens * cols, 1.0);
         float[] want = new float[nTokens * rows];
-        boolean int8 = nTokens == 1 && gpu.decodesWithInt8(type);
+        boolean int8 = gpu.multipliesWithInt8(type, nTokens);
         (int8 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, nTokens);
         // The error of a float32 dot product grows with the sum of |w_i x_i|, not with the result.
         float[] scale = new float[want.length];
@@ -153,17 +153,17 @@ class CudaKernelsTest {
         assertClose("matmul " + type + (int8 ? " (8-bit activations)" : ""), read(gpu, out, want.length), want, scale,
                 1e-5 * Math.sqrt(cols), 1e-30);
         if (int8) {
-            // and the float decode kernels of the same type, on a backend that takes float activations
-            float[] wantFloat = new float[rows];
-            REF.matmul(m, x, 0, cols, wantFloat, 0, rows, 1);
+            // and the float kernels of the same type, on a backend that takes float activations
+            float[] wantFloat = new float[nTokens * rows];
+            REF.matmul(m, x, 0, cols, wantFloat, 0, rows, nTokens);
             try (CudaBackend floats = CudaBackend.open(0, false)) {
-                Tensor o = floats.tensor(rows);
-                floats.fill(o, rows, Float.NaN);
-                Tensor fx = floats.tensor(cols);
-                floats.write(x, 0, fx, 0, cols);
-                floats.matmul(floats.weight(m), fx, o, 1);
-                float[] got = new float[rows];
-                floats.read(o, 0, got, 0, rows);
+                Tensor o = floats.tensor(nTokens * rows);
+                floats.fill(o, nTokens * rows, Float.NaN);
+                Tensor fx = floats.tensor(nTokens * cols);
+                floats.write(x, 0, fx, 0, nTokens * cols);
+                floats.matmul(floats.weight(m), fx, o, nTokens);
+                float[] got = new float[nTokens * rows];
+                floats.read(o, 0, got, 0, nTokens * rows);
                 assertClose("matmul " + type + " (float activations)", got, wantFloat, scale, 1e-5 * Math.sqrt(cols),
                         1e-30);
             }
@@ -300,7 +300,7 @@ class CudaKernelsTest {
         Tensor gx = onGpu(x);
         Tensor[] outs = {poisoned(nTokens * rows[0]), poisoned(nTokens * rows[1]), poisoned(nTokens * rows[2])};
         gpu.matmulQkv(gpu.weight(w[0]), gpu.weight(w[1]), gpu.weight(w[2]), gx, outs[0], outs[1], outs[2], nTokens);
-        ScalarKernels ref = nTokens == 1 && gpu.decodesWithInt8(type) ? REF8 : REF;
+        ScalarKernels ref = gpu.multipliesWithInt8(type, nTokens) ? REF8 : REF;
         for (int i = 0; i < 3; i++) {
             float[] want = new float[nTokens * rows[i]];
             ref.matmul(w[i], x, 0, cols, want, 0, rows[i], nTokens);

@@ -48,7 +48,7 @@ class MatvecHostCheckTest {
                 .findFirst().orElse(null);
         Assumptions.assumeTrue(root != null, "the kernel sources (kernels/src/main/cuda) are not beside this run");
         harness = tmp.resolve("matvec_host_check");
-        Process p = new ProcessBuilder(nvcc.toString(), "-std=c++17", "-O2", "-I", root.resolve("src/main/cuda").toString(),
+        Process p = new ProcessBuilder(nvcc.toString(), "-std=c++17", "-O2", "-arch=sm_80", "-I", root.resolve("src/main/cuda").toString(),
                 "-o", harness.toString(), root.resolve("src/test/cuda/matvec_host_check.cu").toString())
                 .redirectErrorStream(true).start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -71,7 +71,19 @@ class MatvecHostCheckTest {
         "Q4_0, 3, 32", "Q4_0, 7, 288", "Q4_0, 4, 2048", "Q4_0, 2, 8192", "Q4_0, 3, 3104"})
     void lanesOfThe8BitDecodeKernelMatchTheReference(GgmlType type, int rows, int cols) throws Exception {
         // The block sums are exact integers on both sides: only the float combination differs.
-        check(type, rows, cols, true, 2e-6);
+        check(type, rows, cols, 1, 1, 2e-6);
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2}, {3} tokens, tensor-core prompt kernel")
+    @CsvSource({
+        // one tile, partial tiles in rows and in tokens (a warp past the end, a fragment half
+        // out), several tiles both ways, and Llama widths
+        "Q8_0, 64, 32, 64", "Q8_0, 5, 64, 3", "Q8_0, 70, 288, 33", "Q8_0, 129, 96, 130", "Q8_0, 40, 2048, 17",
+        "Q4_0, 64, 32, 64", "Q4_0, 5, 64, 3", "Q4_0, 70, 288, 33", "Q4_0, 129, 96, 130", "Q4_0, 40, 2048, 17",
+    })
+    void lanesOfThePromptKernelMatchTheReference(GgmlType type, int rows, int cols, int tokens) throws Exception {
+        // Exact integer block sums on both sides, as for the 8-bit decode kernels.
+        check(type, rows, cols, 2, tokens, 2e-6);
     }
 
     @ParameterizedTest(name = "{0} {1}x{2}")
@@ -84,49 +96,55 @@ class MatvecHostCheckTest {
         "Q6_K, 3, 256", "Q6_K, 5, 768", "Q6_K, 4, 2048", "Q6_K, 2, 8192", "Q6_K, 3, 3328",
     })
     void lanesOfTheDecodeKernelMatchTheReference(GgmlType type, int rows, int cols) throws Exception {
-        check(type, rows, cols, false, 1e-5 * Math.sqrt(cols));
+        check(type, rows, cols, 0, 1, 1e-5 * Math.sqrt(cols));
     }
 
-    /** Runs the lanes of the {@code matvec} kernel on the host; |got - want| within rel * sum |w x| per row. */
-    private static void check(GgmlType type, int rows, int cols, boolean int8, double rel) throws Exception {
-        Random rnd = new Random(31L * rows + cols + type.ordinal());
+    /**
+     * Runs the lanes of a kernel on the host ({@code path}: 0 {@code matvec_*}, 1 {@code matvec_*_q8},
+     * 2 {@code mmq_*} on {@code tokens} tokens); |got - want| within rel * sum |w x| per element.
+     */
+    private static void check(GgmlType type, int rows, int cols, int path, int tokens, double rel) throws Exception {
+        Random rnd = new Random(31L * rows + cols + type.ordinal() + 977L * tokens);
         WeightMatrix m = RandomWeights.matrix(rnd, type, rows, cols);
-        float[] x = new float[cols];
-        for (int i = 0; i < cols; i++) {
+        float[] x = new float[tokens * cols];
+        for (int i = 0; i < x.length; i++) {
             x[i] = (float) rnd.nextGaussian();
         }
-        float[] want = new float[rows];
-        (int8 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, 1);
+        float[] want = new float[tokens * rows];
+        (path > 0 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, tokens);
 
         ByteArrayOutputStream in = new ByteArrayOutputStream();
-        ByteBuffer head = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
-        head.putInt(wtype(type)).putInt(int8 ? 1 : 0).putInt(rows).putInt(cols).putLong(m.rowBytes());
+        ByteBuffer head = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
+        head.putInt(wtype(type)).putInt(path).putInt(rows).putInt(cols).putInt(tokens).putLong(m.rowBytes());
         in.write(head.array());
         in.write(m.data().asSlice(0, m.rowBytes() * rows).toArray(ValueLayout.JAVA_BYTE));
-        ByteBuffer xb = ByteBuffer.allocate(4 * cols).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer xb = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
         for (float v : x) {
             xb.putFloat(v);
         }
         in.write(xb.array());
-        float[] got = run(in.toByteArray(), rows);
+        float[] got = run(in.toByteArray(), want.length);
 
         float[] row = new float[cols];
         for (int r = 0; r < rows; r++) {
             // The error of a float32 dot product grows with the sum of |w_i x_i|, not with the result.
             REF.dequantizeRow(m, r, row, 0);
-            double scale = 0;
-            for (int c = 0; c < cols; c++) {
-                scale += Math.abs(row[c] * x[c]);
-            }
-            double bound = rel * scale + 1e-30;
-            if (!(Math.abs(got[r] - want[r]) <= bound)) {
-                fail(type + " " + rows + "x" + cols + ": row " + r + " is " + got[r] + ", the reference says "
-                        + want[r] + " (bound " + bound + ")");
+            for (int t = 0; t < tokens; t++) {
+                double scale = 0;
+                for (int c = 0; c < cols; c++) {
+                    scale += Math.abs(row[c] * x[t * cols + c]);
+                }
+                double bound = rel * scale + 1e-30;
+                int i = t * rows + r;
+                if (!(Math.abs(got[i] - want[i]) <= bound)) {
+                    fail(type + " " + rows + "x" + cols + ", path " + path + ": token " + t + ", row " + r + " is "
+                            + got[i] + ", the reference says " + want[i] + " (bound " + bound + ")");
+                }
             }
         }
     }
 
-    private static float[] run(byte[] input, int rows) throws IOException, InterruptedException {
+    private static float[] run(byte[] input, int n) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(harness.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         try (OutputStream o = p.getOutputStream()) {
             o.write(input);
@@ -134,8 +152,8 @@ class MatvecHostCheckTest {
         byte[] out = p.getInputStream().readAllBytes();
         assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
         assertThat(p.exitValue()).isZero();
-        assertThat(out).hasSize(4 * rows);
-        float[] got = new float[rows];
+        assertThat(out).hasSize(4 * n);
+        float[] got = new float[n];
         ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(got);
         return got;
     }

@@ -66,6 +66,10 @@ class NvccCompileTest {
                     assertThat(text).as("decode kernels for %s", type).contains(".entry matvec_" + matvec + "(",
                             ".entry matvec3_" + matvec + "(", ".entry matvec_swiglu_" + matvec + "(");
                 }
+                String mmq = CudaBackend.mmqSuffix(type);
+                if (mmq != null) {
+                    assertThat(text).as("tensor-core prompt kernel for %s", type).contains(".entry mmq_" + mmq + "(");
+                }
             }
         }
     }
