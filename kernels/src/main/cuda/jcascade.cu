@@ -583,21 +583,10 @@ __host__ __device__ __forceinline__ int q8_quant(float x, float amax, float* d) 
 #endif
 }
 
-// Quantizes x[cols] into the activation layout above. One warp per block of 32, MV_WARPS a block.
-// For a prompt, grid y = the number of tokens n (token t's x at t * cols), and the layout is the
-// same with every part n times as long, token-major: q[n][cols] | d[n][cols/32] | s[n][cols/32]
-// (for n = 1, exactly the one-token layout).
-extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
-quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
-    int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
-    int nb = cols / 32;
-    if (b >= nb) {
-        return;
-    }
-    long long t = blockIdx.y;
-    long long n = gridDim.y;
-    int lane = threadIdx.x % WARP;
-    float v = x[t * cols + 32 * b + lane];
+// Lane j's element v of block b of token t (of n) quantized into the activation layout (below):
+// the warp's amax, the quant, the block's sum of quants. All 32 lanes call it together.
+__device__ __forceinline__ void q8_store(float v, int lane, u8* __restrict__ act, long long t, long long n, int cols,
+                                         int b) {
     float amax = fabsf(v);
     for (int o = WARP / 2; o > 0; o >>= 1) {
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
@@ -608,11 +597,27 @@ quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     for (int o = WARP / 2; o > 0; o >>= 1) {
         sum += __shfl_xor_sync(0xffffffffu, sum, o);
     }
+    int nb = cols / 32;
     act[t * cols + 32 * b + lane] = (u8) (signed char) q;
     if (lane == 0) {
         reinterpret_cast<float*>(act + n * cols)[t * nb + b] = d;
         reinterpret_cast<int*>(act + n * cols + 4 * n * nb)[t * nb + b] = sum;
     }
+}
+
+// Quantizes x[cols] into the activation layout above. One warp per block of 32, MV_WARPS a block.
+// For a prompt, grid y = the number of tokens n (token t's x at t * cols), and the layout is the
+// same with every part n times as long, token-major: q[n][cols] | d[n][cols/32] | s[n][cols/32]
+// (for n = 1, exactly the one-token layout).
+extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
+quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
+    int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
+    if (b >= cols / 32) {
+        return;
+    }
+    long long t = blockIdx.y;
+    int lane = threadIdx.x % WARP;
+    q8_store(x[t * cols + 32 * b + lane], lane, act, t, gridDim.y, cols, b);
 }
 
 // ---- prompts on the tensor cores: Q8_0 / Q4_0 weights times 8-bit activations ---------------
@@ -841,7 +846,7 @@ __device__ __forceinline__ float lane_share(const u8* __restrict__ row, int cols
 
 template <int T, bool Q8>
 __device__ void matvec_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
-                            const float* __restrict__ x, float* __restrict__ out) {
+                            const float* __restrict__ x, float* __restrict__ out, int add) {
     int r = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
     if (r >= rows) {
         return;
@@ -849,15 +854,16 @@ __device__ void matvec_body(const u8* __restrict__ w, long long row_bytes, int r
     int lane = threadIdx.x % WARP;
     float s = warp_sum(lane_share<T, Q8>(w + (long long) r * row_bytes, cols, lane, x));
     if (lane == 0) {
-        out[r] = s;
+        out[r] = add ? out[r] + s : s; // add: the residual stream, y += W x, as matmul then add
     }
 }
 
 // x is the float activations, or for the *_q8 kernels the activation buffer quantize_q8 wrote.
+// add != 0 adds the product to out instead of storing it.
 #define DEFINE_MATVEC(name, T, Q8)                                                                     \
     extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)                                      \
-    name(const u8* w, long long row_bytes, int rows, int cols, const float* x, float* out) {           \
-        matvec_body<T, Q8>(w, row_bytes, rows, cols, x, out);                                          \
+    name(const u8* w, long long row_bytes, int rows, int cols, const float* x, float* out, int add) {  \
+        matvec_body<T, Q8>(w, row_bytes, rows, cols, x, out, add);                                     \
     }
 
 DEFINE_MATVEC(matvec_q8_0, W_Q8_0, false)
@@ -1041,6 +1047,31 @@ rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, fl
     }
 }
 
+// rms_norm, and its output quantized into the 8-bit activation layout at once (what quantize_q8
+// would write from it: the same floats, so the same quants), for the product that follows. One
+// block per token, grid x = n tokens; needs n % 32 == 0. A warp takes 32-element blocks in turn.
+extern "C" __global__ void __launch_bounds__(256)
+rms_norm_q8(const float* x, const float* __restrict__ weight, float* out, int n, float eps, u8* __restrict__ act) {
+    __shared__ double partial[32];
+    const float* xr = x + (long long) blockIdx.x * n;
+    float* outr = out + (long long) blockIdx.x * n;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = xr[i];
+        s += (double) (v * v);
+    }
+    s = block_sum_double(s, partial);
+    float mean = (float) (s / n);
+    float scale = __fdiv_rn(1.0f, __fsqrt_rn(mean + eps));
+    int lane = threadIdx.x % WARP;
+    for (int b = threadIdx.x / WARP; b < n / 32; b += blockDim.x / WARP) {
+        int i = 32 * b + lane;
+        float v = xr[i] * scale * weight[i];
+        outr[i] = v;
+        q8_store(v, lane, act, blockIdx.x, gridDim.x, n, b);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // RoPE in place. Pair i of head h of token t (position start_pos + t) turns by
 // theta_i / factors[i], theta_0 = pos, theta_{i+1} = theta_i * theta_scale (in float, step by
@@ -1048,18 +1079,10 @@ rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, fl
 // Normal mode rotates (x[2i], x[2i+1]); NeoX (x[i], x[i + dims/2]). factors may be null.
 // One thread per (token, head, pair).
 
-extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
-                                float theta_scale, const float* factors, int neox, float freq_scale,
-                                float mscale) {
-    int half = rope_dims / 2;
-    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long) n_tokens * n_heads * half;
-    if (idx >= total) {
-        return;
-    }
-    int i = (int) (idx % half);
-    int h = (int) ((idx / half) % n_heads);
-    int t = (int) (idx / ((long long) half * n_heads));
+// Rotates pair i of head h of token t (x: [t][n_heads][head_dim]).
+__device__ __forceinline__ void rope_pair(float* x, int n_heads, int head_dim, int half, int i, int h, int t,
+                                          int start_pos, float theta_scale, const float* factors, int neox,
+                                          float freq_scale, float mscale) {
     float theta = (float) (start_pos + t);
     for (int k = 0; k < i; k++) {
         theta *= theta_scale;
@@ -1075,6 +1098,43 @@ extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_di
     float x1 = base[b];
     base[a] = x0 * c - x1 * s;
     base[b] = x0 * s + x1 * c;
+}
+
+extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
+                                float theta_scale, const float* factors, int neox, float freq_scale,
+                                float mscale) {
+    int half = rope_dims / 2;
+    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long) n_tokens * n_heads * half;
+    if (idx >= total) {
+        return;
+    }
+    int i = (int) (idx % half);
+    int h = (int) ((idx / half) % n_heads);
+    int t = (int) (idx / ((long long) half * n_heads));
+    rope_pair(x, n_heads, head_dim, half, i, h, t, start_pos, theta_scale, factors, neox, freq_scale, mscale);
+}
+
+// rope on the query heads and the key heads of the same tokens in one launch: the grid's heads
+// run over q's n_q first, then k's n_k.
+extern "C" __global__ void rope_qk(float* q, int n_q, float* k, int n_k, int head_dim, int rope_dims, int start_pos,
+                                   int n_tokens, float theta_scale, const float* factors, int neox, float freq_scale,
+                                   float mscale) {
+    int half = rope_dims / 2;
+    int heads = n_q + n_k;
+    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long) n_tokens * heads * half;
+    if (idx >= total) {
+        return;
+    }
+    int i = (int) (idx % half);
+    int h = (int) ((idx / half) % heads);
+    int t = (int) (idx / ((long long) half * heads));
+    if (h < n_q) {
+        rope_pair(q, n_q, head_dim, half, i, h, t, start_pos, theta_scale, factors, neox, freq_scale, mscale);
+    } else {
+        rope_pair(k, n_k, head_dim, half, i, h - n_q, t, start_pos, theta_scale, factors, neox, freq_scale, mscale);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

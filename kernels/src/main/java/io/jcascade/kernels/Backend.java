@@ -164,6 +164,36 @@ public interface Backend extends AutoCloseable {
     /** {@code y += x} over {@code n} floats. */
     void add(Tensor x, Tensor y, int n);
 
+    /**
+     * A product added to the residual stream: {@code y[t] += W · x[t]}, with {@code tmp}
+     * ({@code nTokens * w.rows()} floats) as scratch; the same as {@code matmul(w, x, tmp)} then
+     * {@code add(tmp, y)} (the default, which leaves the product in {@code tmp}), which a backend
+     * may do in the product's own store (and then leave {@code tmp} unwritten). Each element is
+     * the product rounded to float, then added, as in the two steps.
+     *
+     * <pre>{@code
+     * backend.matmulAdd(layer.wo(), att, xb, x, n);   // x += wo . att
+     * }</pre>
+     */
+    default void matmulAdd(Weight w, Tensor x, Tensor tmp, Tensor y, int nTokens) {
+        matmul(w, x, tmp, nTokens);
+        add(tmp, y, nTokens * w.rows());
+    }
+
+    /**
+     * {@link #rope} on the query heads and the key heads of the same tokens: the same as two
+     * {@code rope} calls (the default), which a backend may do in one pass.
+     *
+     * <pre>{@code
+     * backend.ropeQk(q, config.heads(), k, config.kvHeads(), config.headDim(), rope, pos, n);
+     * }</pre>
+     */
+    default void ropeQk(Tensor q, int nHeads, Tensor k, int nKvHeads, int headDim, Rope rope, int startPos,
+            int nTokens) {
+        rope(q, nHeads, headDim, rope, startPos, nTokens);
+        rope(k, nKvHeads, headDim, rope, startPos, nTokens);
+    }
+
     /** Copies row {@code row} (of {@code width} floats) of {@code src} to row 0 of {@code dst}. */
     void copyRow(Tensor src, int row, Tensor dst, int width);
 

@@ -364,12 +364,10 @@ public final class Llama {
             // Attention block.
             backend.rmsNorm(s.x, L.attnNorm(), s.xb, n, c.rmsEps());
             backend.matmulQkv(L.wq(), L.wk(), L.wv(), s.xb, s.q, s.k, s.v, n);
-            backend.rope(s.q, c.heads(), c.headDim(), rope, pos, n);
-            backend.rope(s.k, c.kvHeads(), c.headDim(), rope, pos, n);
+            backend.ropeQk(s.q, c.heads(), s.k, c.kvHeads(), c.headDim(), rope, pos, n);
             backend.attention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), pos, n,
                     qScale, kqScale);
-            backend.matmul(L.wo(), s.att, s.xb, n);
-            backend.add(s.xb, s.x, n * dim);
+            backend.matmulAdd(L.wo(), s.att, s.xb, s.x, n); // x += wo . att
             if (last && l == layers.length - 1 && n > 1) {
                 backend.copyRow(s.x, n - 1, s.x, dim);
                 n = 1;
@@ -377,8 +375,7 @@ public final class Llama {
             // Feed-forward block (SwiGLU).
             backend.rmsNorm(s.x, L.ffnNorm(), s.xb, n, c.rmsEps());
             backend.ffnGateUp(L.gate(), L.up(), s.xb, s.hb, s.hb2, n); // hb = silu(gate . x) * (up . x)
-            backend.matmul(L.down(), s.hb, s.xb, n);
-            backend.add(s.xb, s.x, n * dim);
+            backend.matmulAdd(L.down(), s.hb, s.xb, s.x, n); // x += down . hb
         }
         return n - 1;
     }

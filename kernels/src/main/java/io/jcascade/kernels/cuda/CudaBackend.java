@@ -110,6 +110,17 @@ public final class CudaBackend implements Backend {
     private final ScratchBuffer choice = new ScratchBuffer();
     /** One token's activations quantized for the 8-bit decode kernels (int8 q, float d, int s). */
     private final ScratchBuffer activations8 = new ScratchBuffer();
+    /** Operations entered so far; {@link #quantizedOp} says which one left {@link #activations8} as it is. */
+    private long ops;
+    /**
+     * {@link #activations8} holds the 8-bit quantization of {@code quantizedTokens} rows of
+     * {@code quantizedCols} floats at {@code quantizedFrom}, written by operation {@code quantizedOp}
+     * (an {@link #rmsNorm}). Only the very next operation may use it: nothing ran in between.
+     */
+    private long quantizedFrom;
+    private int quantizedCols;
+    private int quantizedTokens;
+    private long quantizedOp = -1;
     /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations ({@code *_q8} kernels). */
     private final boolean int8Activations;
     /**
@@ -337,6 +348,7 @@ public final class CudaBackend implements Backend {
         if (closed) {
             throw new IllegalStateException("the CUDA backend is closed");
         }
+        ops++;
         if (CURRENT.get() != this) {
             cu.setCurrent(context);
             CURRENT.set(this);
@@ -615,9 +627,28 @@ public final class CudaBackend implements Backend {
         if (!suffix.endsWith("_q8")) {
             return x.ptr;
         }
-        long act = activations8.atLeast(cols + 8L * (cols / 32));
-        launch("quantize_q8", ceilDiv(cols / 32, MV_WARPS), 1, 1, MV_WARPS * 32, x.ptr, cols, act);
+        return quantized(x, cols, 1);
+    }
+
+    /**
+     * {@code nTokens} rows of {@code x} in the 8-bit activation layout ({@code quantize_q8}:
+     * {@code q[n][cols] | d[n][cols/32] | s[n][cols/32]}), quantized now unless the operation just
+     * before this one (an {@link #rmsNorm} into {@code x}) left them in {@link #activations8}.
+     */
+    private long quantized(CudaTensor x, int cols, int nTokens) {
+        long act = activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32)));
+        if (quantizedOp == ops - 1 && quantizedFrom == x.ptr && quantizedCols == cols && quantizedTokens == nTokens) {
+            return act;
+        }
+        launch("quantize_q8", ceilDiv(cols / 32, MV_WARPS), nTokens, 1, MV_WARPS * 32, x.ptr, cols, act);
         return act;
+    }
+
+    /** A prompt product on the tensor cores: {@code out = W act} for {@code act} from {@link #quantized}. */
+    private void mmq(CudaWeight m, long act, CudaTensor out, int nTokens) {
+        checkRange(out, 0, nTokens * m.rows);
+        launch("mmq_" + mmqSuffix(m.type), ceilDiv(m.rows, MMQ_TILE), ceilDiv(nTokens, MMQ_TILE), 1, MMQ_WARPS * 32,
+                m.ptr, m.rowBytes, m.rows, m.cols, act, out.ptr, nTokens);
     }
 
     /** The name ending of the decode kernel {@code matvec_*} of {@code type}; null where it has none. */
@@ -745,6 +776,17 @@ public final class CudaBackend implements Backend {
         CudaTensor os = tensor(out);
         checkRange(xs, 0, nTokens * w.cols);
         checkRange(os, 0, nTokens * w.cols);
+        if (int8Activations && (MATVEC || MMA) && w.cols % 32 == 0) {
+            // The product after a norm takes its input in 8 bits (Q8_0/Q4_0 weights): quantize it
+            // here, in the same pass, and let that product skip quantize_q8 (see quantized()).
+            long act = activations8.atLeast((long) nTokens * (w.cols + 8L * (w.cols / 32)));
+            launch("rms_norm_q8", nTokens, 1, 1, 256, xs.ptr, w.ptr, os.ptr, w.cols, eps, act);
+            quantizedFrom = os.ptr;
+            quantizedCols = w.cols;
+            quantizedTokens = nTokens;
+            quantizedOp = ops;
+            return;
+        }
         launch("rms_norm", nTokens, 1, 1, 256, xs.ptr, w.ptr, os.ptr, w.cols, eps);
     }
 
@@ -762,16 +804,12 @@ public final class CudaBackend implements Backend {
             // 16-byte loads of matvec_q4_k need: cuMemAlloc aligns to 256 and rows are 144 n bytes.
             long in = decodeInput(matvec, xs, m.cols);
             launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows,
-                    m.cols, in, os.ptr);
+                    m.cols, in, os.ptr, 0);
             return;
         }
         if (nTokens > 1 && multipliesWithInt8(m.type, nTokens)) {
-            // q[n][cols] | d[n][cols/32] | s[n][cols/32]; the 4-byte fragment loads need cols % 32 == 0,
-            // which every Q8_0/Q4_0 row has.
-            long act = activations8.atLeast((long) nTokens * (m.cols + 8L * (m.cols / 32)));
-            launch("quantize_q8", ceilDiv(m.cols / 32, MV_WARPS), nTokens, 1, MV_WARPS * 32, xs.ptr, m.cols, act);
-            launch("mmq_" + mmqSuffix(m.type), ceilDiv(m.rows, MMQ_TILE), ceilDiv(nTokens, MMQ_TILE), 1,
-                    MMQ_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols, act, os.ptr, nTokens);
+            // the 4-byte fragment loads need cols % 32 == 0, which every Q8_0/Q4_0 row has
+            mmq(m, quantized(xs, m.cols, nTokens), os, nTokens);
             return;
         }
         launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,
@@ -783,21 +821,29 @@ public final class CudaBackend implements Backend {
         enter();
         CudaTensor xs = tensor(x);
         checkRange(xs, 0, nTokens * nHeads * headDim);
-        int half = rope.dims() / 2;
-        float thetaScale = (float) Math.pow(rope.freqBase(), (double) (-2.0f / rope.dims()));
-        long factors = 0;
-        if (rope.freqFactors() != null) {
-            factors = ropeFactors.computeIfAbsent(rope.freqFactors(), f -> {
-                long p = alloc(4L * f.length);
-                MemorySegment host = staging(4L * f.length);
-                MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, 0, f.length);
-                cu.copyHtoD(p, host, 4L * f.length);
-                return p;
-            });
-        }
-        long total = (long) nTokens * nHeads * half;
+        long total = (long) nTokens * nHeads * (rope.dims() / 2);
         launch("rope", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, xs.ptr, nHeads, headDim, rope.dims(),
-                startPos, nTokens, thetaScale, factors, rope.neox() ? 1 : 0, rope.freqScale(), rope.attnFactor());
+                startPos, nTokens, ropeThetaScale(rope), ropeFactorsOnDevice(rope), rope.neox() ? 1 : 0, rope.freqScale(),
+                rope.attnFactor());
+    }
+
+    /** theta_i = pos * base^(-2i/dims), stepped by this factor as the CPU does. */
+    private static float ropeThetaScale(Rope rope) {
+        return (float) Math.pow(rope.freqBase(), (double) (-2.0f / rope.dims()));
+    }
+
+    /** The device copy of the rope's frequency factors (uploaded once), or 0 where it has none. */
+    private long ropeFactorsOnDevice(Rope rope) {
+        if (rope.freqFactors() == null) {
+            return 0;
+        }
+        return ropeFactors.computeIfAbsent(rope.freqFactors(), f -> {
+            long p = alloc(4L * f.length);
+            MemorySegment host = staging(4L * f.length);
+            MemorySegment.copy(f, 0, host, ValueLayout.JAVA_FLOAT, 0, f.length);
+            cu.copyHtoD(p, host, 4L * f.length);
+            return p;
+        });
     }
 
     @Override
@@ -842,7 +888,41 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** One token, one type: the three products in one launch ({@code matvec3_*}); else three products. */
+    /** One token with a decode kernel: {@code y += W x} in the product's own store ({@code matvec_*} with add); else the two steps. */
+    @Override
+    public synchronized void matmulAdd(Weight w, Tensor x, Tensor tmp, Tensor y, int nTokens) {
+        enter();
+        CudaWeight m = weight(w);
+        String matvec = decodeSuffix(m.type);
+        if (nTokens != 1 || !MATVEC || matvec == null) {
+            Backend.super.matmulAdd(w, x, tmp, y, nTokens);
+            return;
+        }
+        CudaTensor xs = tensor(x);
+        CudaTensor ys = tensor(y);
+        checkRange(xs, 0, m.cols);
+        checkRange(ys, 0, m.rows);
+        long in = decodeInput(matvec, xs, m.cols);
+        launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols,
+                in, ys.ptr, 1);
+    }
+
+    /** The query and key heads in one launch ({@code rope_qk}). */
+    @Override
+    public synchronized void ropeQk(Tensor q, int nHeads, Tensor k, int nKvHeads, int headDim, Rope rope, int startPos,
+            int nTokens) {
+        enter();
+        CudaTensor qs = tensor(q);
+        CudaTensor ks = tensor(k);
+        checkRange(qs, 0, nTokens * nHeads * headDim);
+        checkRange(ks, 0, nTokens * nKvHeads * headDim);
+        long total = (long) nTokens * (nHeads + nKvHeads) * (rope.dims() / 2);
+        launch("rope_qk", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, qs.ptr, nHeads, ks.ptr, nKvHeads, headDim,
+                rope.dims(), startPos, nTokens, ropeThetaScale(rope), ropeFactorsOnDevice(rope), rope.neox() ? 1 : 0,
+                rope.freqScale(), rope.attnFactor());
+    }
+
+    /** One token, one type: the three products in one launch ({@code matvec3_*}); a prompt of Q8_0/Q4_0: one quantization, three tensor-core products; else three products. */
     @Override
     public synchronized void matmulQkv(Weight wq, Weight wk, Weight wv, Tensor x, Tensor q, Tensor k, Tensor v,
             int nTokens) {
@@ -851,6 +931,16 @@ public final class CudaBackend implements Backend {
         CudaWeight b = weight(wk);
         CudaWeight c = weight(wv);
         String matvec = decodeSuffix(a.type);
+        if (nTokens > 1 && multipliesWithInt8(a.type, nTokens) && multipliesWithInt8(b.type, nTokens)
+                && multipliesWithInt8(c.type, nTokens) && b.cols == a.cols && c.cols == a.cols) {
+            CudaTensor xs = tensor(x);
+            checkRange(xs, 0, nTokens * a.cols);
+            long act = quantized(xs, a.cols, nTokens);
+            mmq(a, act, tensor(q), nTokens);
+            mmq(b, act, tensor(k), nTokens);
+            mmq(c, act, tensor(v), nTokens);
+            return;
+        }
         if (nTokens != 1 || !MATVEC || matvec == null || b.type != a.type || c.type != a.type || b.cols != a.cols
                 || c.cols != a.cols) {
             Backend.super.matmulQkv(wq, wk, wv, x, q, k, v, nTokens);
@@ -879,6 +969,19 @@ public final class CudaBackend implements Backend {
         CudaWeight g = weight(gate);
         CudaWeight u = weight(up);
         String matvec = decodeSuffix(g.type);
+        if (nTokens > 1 && multipliesWithInt8(g.type, nTokens) && multipliesWithInt8(u.type, nTokens)
+                && u.rows == g.rows && u.cols == g.cols) {
+            CudaTensor xs = tensor(x);
+            CudaTensor os = tensor(out);
+            CudaTensor us = tensor(upOut);
+            checkRange(xs, 0, nTokens * g.cols);
+            long act = quantized(xs, g.cols, nTokens);
+            mmq(g, act, os, nTokens);
+            mmq(u, act, us, nTokens);
+            long n = (long) nTokens * g.rows;
+            launch("swiglu", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, os.ptr, us.ptr, os.ptr, n);
+            return;
+        }
         if (nTokens != 1 || !MATVEC || matvec == null || u.type != g.type || u.rows != g.rows || u.cols != g.cols) {
             Backend.super.ffnGateUp(gate, up, x, out, upOut, nTokens);
             return;

@@ -18,6 +18,7 @@ import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -186,10 +187,9 @@ class CudaKernelsTest {
         assertThat(read(gpu, out, want.length)).containsExactly(want);
     }
 
-    @ParameterizedTest
-    @ValueSource(ints = {1, 5})
-    void rmsNormMatchesTheCpu(int nTokens) {
-        int n = 288;
+    @ParameterizedTest(name = "{0} tokens of {1}")
+    @CsvSource({"1, 288", "5, 288", "1, 100", "3, 100"}) // 288: the norm that also quantizes (n % 32 == 0)
+    void rmsNormMatchesTheCpu(int nTokens, int n) {
         float[] x = gaussian(nTokens * n, 3.0);
         float[] w = gaussian(n, 1.0);
         float[] want = new float[x.length];
@@ -206,6 +206,74 @@ class CudaKernelsTest {
         Tensor inPlace = onGpu(x);
         gpu.rmsNorm(inPlace, norm, inPlace, nTokens, 1e-5f);
         assertClose("rmsNorm in place", read(gpu, inPlace, x.length), want, null, 2e-6, 1e-30);
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2}, {3} tokens")
+    @CsvSource({"Q8_0, 70, 2048, 1", "Q4_0, 96, 512, 1", "Q4_K, 40, 1024, 1", "Q6_K, 33, 768, 1", "F16, 20, 256, 1",
+        "Q4_0, 130, 512, 9", "Q8_0, 64, 256, 3", "Q4_K, 16, 256, 2"})
+    void matmulAddMatchesTheCpu(GgmlType type, int rows, int cols, int nTokens) {
+        WeightMatrix m = randomMatrix(type, rows, cols);
+        float[] x = gaussian(nTokens * cols, 1.0);
+        float[] y = gaussian(nTokens * rows, 2.0);
+        float[] want = new float[nTokens * rows];
+        (gpu.multipliesWithInt8(type, nTokens) ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, nTokens);
+        for (int i = 0; i < want.length; i++) {
+            want[i] += y[i];
+        }
+        float[] scale = dotScale(m, x, nTokens);
+        for (int i = 0; i < scale.length; i++) {
+            scale[i] += Math.abs(y[i]) * 1e-2f; // the add's own rounding
+        }
+        Tensor gy = onGpu(y);
+        gpu.matmulAdd(gpu.weight(m), onGpu(x), gpu.tensor(nTokens * rows), gy, nTokens);
+        assertClose("matmulAdd " + type, read(gpu, gy, want.length), want, scale, 1e-5 * Math.sqrt(cols), 1e-30);
+    }
+
+    @Test
+    void ropeQkIsTwoRopes() {
+        int nTokens = 3;
+        int headDim = 64;
+        Backend.Rope rope = new Backend.Rope(64, 500000f, null, false, 1f, 1f);
+        float[] q = gaussian(nTokens * 8 * headDim, 1.0);
+        float[] k = gaussian(nTokens * 2 * headDim, 1.0);
+        Tensor q1 = onGpu(q);
+        Tensor k1 = onGpu(k);
+        gpu.ropeQk(q1, 8, k1, 2, headDim, rope, 17, nTokens);
+        Tensor q2 = onGpu(q);
+        Tensor k2 = onGpu(k);
+        gpu.rope(q2, 8, headDim, rope, 17, nTokens);
+        gpu.rope(k2, 2, headDim, rope, 17, nTokens);
+        assertThat(read(gpu, q1, q.length)).as("rope_qk's queries").containsExactly(read(gpu, q2, q.length));
+        assertThat(read(gpu, k1, k.length)).as("rope_qk's keys").containsExactly(read(gpu, k2, k.length));
+    }
+
+    @ParameterizedTest(name = "{0}, {1} tokens")
+    @CsvSource({"Q8_0, 1", "Q4_0, 1", "Q4_0, 7", "Q8_0, 70"})
+    void productAfterANormTakesItsQuantsAsTheyAre(GgmlType type, int nTokens) {
+        // The norm quantizes its output for the next product (rms_norm_q8); the product must give
+        // what it gives when it quantizes the same floats itself (another operation in between).
+        int cols = 512;
+        float[] x = gaussian(nTokens * cols, 3.0);
+        MemorySegment seg = Arena.ofAuto().allocate(4L * cols, 64);
+        MemorySegment.copy(gaussian(cols, 1.0), 0, seg, F32_LE, 0, cols);
+        Weight norm = gpu.weight(new WeightMatrix(GgmlType.F32, seg, 1, cols));
+        Weight w = gpu.weight(randomMatrix(type, 96, cols));
+        Tensor gx = onGpu(x);
+        Tensor xb = gpu.tensor(nTokens * cols);
+        Tensor fused = poisoned(nTokens * 96);
+        gpu.rmsNorm(gx, norm, xb, nTokens, 1e-5f);
+        gpu.matmul(w, xb, fused, nTokens);
+        Tensor apart = poisoned(nTokens * 96);
+        gpu.rmsNorm(gx, norm, xb, nTokens, 1e-5f);
+        gpu.fill(gpu.tensor(1), 1, 0f);
+        gpu.matmul(w, xb, apart, nTokens);
+        assertThat(read(gpu, fused, nTokens * 96)).containsExactly(read(gpu, apart, nTokens * 96));
+        // and a norm whose output changes before the product is not taken as quantized
+        gpu.rmsNorm(gx, norm, xb, nTokens, 1e-5f);
+        gpu.write(new float[nTokens * cols], 0, xb, 0, nTokens * cols);
+        Tensor zero = poisoned(nTokens * 96);
+        gpu.matmul(w, xb, zero, nTokens);
+        assertThat(read(gpu, zero, nTokens * 96)).containsOnly(0f);
     }
 
     @ParameterizedTest(name = "neox={0}, factors={1}, dims={2}, pos={3}")
