@@ -1233,7 +1233,8 @@ attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_values(const float* __restrict__ weights, const u16* __restrict__ values, float* __restrict__ partial,
-            float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int start_pos, int n_tokens) {
+            float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int start_pos, int n_tokens,
+            u8* __restrict__ act) {
     int chunk = blockIdx.x;
     int chunks = gridDim.x;
     int h = blockIdx.y;
@@ -1252,6 +1253,9 @@ attn_values(const float* __restrict__ weights, const u16* __restrict__ values, f
         }
         if (chunks == 1) {
             out[((long long) t * n_heads + h) * head_dim + d] = acc;
+            if (act != 0) { // a warp holds 32 consecutive outputs: one block of the output projection's input
+                q8_store(acc, threadIdx.x % WARP, act, t, n_tokens, n_heads * head_dim, (h * head_dim + d) / 32);
+            }
         } else {
             partial[(((long long) t * n_heads + h) * chunks + chunk) * head_dim + d] = acc;
         }
@@ -1259,7 +1263,7 @@ attn_values(const float* __restrict__ weights, const u16* __restrict__ values, f
 }
 
 extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float* __restrict__ out, int n_heads,
-                                       int head_dim, int chunks) {
+                                       int head_dim, int chunks, u8* __restrict__ act) {
     int h = blockIdx.x;
     int t = blockIdx.y;
     const float* p = partial + ((long long) t * n_heads + h) * chunks * head_dim;
@@ -1269,6 +1273,9 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float*
             acc += p[(long long) c * head_dim + d];  // chunks past this token's length wrote 0
         }
         out[((long long) t * n_heads + h) * head_dim + d] = acc;
+        if (act != 0) {
+            q8_store(acc, threadIdx.x % WARP, act, t, gridDim.y, n_heads * head_dim, (h * head_dim + d) / 32);
+        }
     }
 }
 

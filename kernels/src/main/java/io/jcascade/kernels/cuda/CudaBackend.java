@@ -115,7 +115,8 @@ public final class CudaBackend implements Backend {
     /**
      * {@link #activations8} holds the 8-bit quantization of {@code quantizedTokens} rows of
      * {@code quantizedCols} floats at {@code quantizedFrom}, written by operation {@code quantizedOp}
-     * (an {@link #rmsNorm}). Only the very next operation may use it: nothing ran in between.
+     * (an {@link #rmsNorm} or an {@link #attention}). Only the very next operation may use it:
+     * nothing ran in between.
      */
     private long quantizedFrom;
     private int quantizedCols;
@@ -367,7 +368,7 @@ public final class CudaBackend implements Backend {
      * the next call the host waits on ({@link #read}, {@link #argmaxEntropy}, ...) ends it; the
      * step's kernels then run as one graph launch, the graph of the previous step updated in place
      * (cuGraphExecUpdate: the same kernels in the same order, with their new arguments and grids)
-     * or instantiated anew. It saves the driver's cost per launch, some 17 launches per layer.
+     * or instantiated anew. It saves the driver's cost per launch, some 13 launches per layer.
      * Ignored where the driver has no graph API.
      *
      * <pre>{@code
@@ -633,7 +634,8 @@ public final class CudaBackend implements Backend {
     /**
      * {@code nTokens} rows of {@code x} in the 8-bit activation layout ({@code quantize_q8}:
      * {@code q[n][cols] | d[n][cols/32] | s[n][cols/32]}), quantized now unless the operation just
-     * before this one (an {@link #rmsNorm} into {@code x}) left them in {@link #activations8}.
+     * before this one (an {@link #rmsNorm} or {@link #attention} into {@code x}) left them in
+     * {@link #activations8}.
      */
     private long quantized(CudaTensor x, int cols, int nTokens) {
         long act = activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32)));
@@ -642,6 +644,14 @@ public final class CudaBackend implements Backend {
         }
         launch("quantize_q8", ceilDiv(cols / 32, MV_WARPS), nTokens, 1, MV_WARPS * 32, x.ptr, cols, act);
         return act;
+    }
+
+    /** Records that this operation left the quantization of {@code nTokens} rows of {@code x} in {@link #activations8}. */
+    private void markQuantized(CudaTensor x, int cols, int nTokens) {
+        quantizedFrom = x.ptr;
+        quantizedCols = cols;
+        quantizedTokens = nTokens;
+        quantizedOp = ops;
     }
 
     /** A prompt product on the tensor cores: {@code out = W act} for {@code act} from {@link #quantized}. */
@@ -781,10 +791,7 @@ public final class CudaBackend implements Backend {
             // here, in the same pass, and let that product skip quantize_q8 (see quantized()).
             long act = activations8.atLeast((long) nTokens * (w.cols + 8L * (w.cols / 32)));
             launch("rms_norm_q8", nTokens, 1, 1, 256, xs.ptr, w.ptr, os.ptr, w.cols, eps, act);
-            quantizedFrom = os.ptr;
-            quantizedCols = w.cols;
-            quantizedTokens = nTokens;
-            quantizedOp = ops;
+            markQuantized(os, w.cols, nTokens);
             return;
         }
         launch("rms_norm", nTokens, 1, 1, 256, xs.ptr, w.ptr, os.ptr, w.cols, eps);
@@ -880,11 +887,19 @@ public final class CudaBackend implements Backend {
                 startPos, nTokens, qScale, kqScale);
         launch("attn_softmax", nHeads, nTokens, 1, 256, sc, nHeads, startPos, nTokens);
         long part = chunks > 1 ? partial.atLeast(4L * nTokens * nHeads * chunks * headDim) : 0L;
+        // The output projection takes its input in 8 bits (Q8_0/Q4_0): the kernel that writes the
+        // output quantizes it too, a warp's 32 outputs being one block (see quantized()).
+        int cols = nHeads * headDim;
+        long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
+                ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
         launch("attn_values", chunks, nHeads, nTokens, ATT_THREADS, sc, values, part, os.ptr, nHeads, nKvHeads,
-                headDim, startPos, nTokens);
+                headDim, startPos, nTokens, chunks == 1 ? act : 0L);
         if (chunks > 1) {
             launch("attn_reduce", nHeads, nTokens, 1, Math.min(headDim, 256) + 31 & ~31, part, os.ptr, nHeads,
-                    headDim, chunks);
+                    headDim, chunks, act);
+        }
+        if (act != 0) {
+            markQuantized(os, cols, nTokens);
         }
     }
 
@@ -894,6 +909,18 @@ public final class CudaBackend implements Backend {
         enter();
         CudaWeight m = weight(w);
         String matvec = decodeSuffix(m.type);
+        if (nTokens > 1 && multipliesWithInt8(m.type, nTokens)) {
+            // a prompt: the product on the tensor cores (taking the attention's quants), then the add
+            CudaTensor xs = tensor(x);
+            CudaTensor ts = tensor(tmp);
+            CudaTensor ys = tensor(y);
+            checkRange(xs, 0, nTokens * m.cols);
+            checkRange(ys, 0, nTokens * m.rows);
+            mmq(m, quantized(xs, m.cols, nTokens), ts, nTokens);
+            long n = (long) nTokens * m.rows;
+            launch("add", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ts.ptr, ys.ptr, n);
+            return;
+        }
         if (nTokens != 1 || !MATVEC || matvec == null) {
             Backend.super.matmulAdd(w, x, tmp, y, nTokens);
             return;

@@ -276,6 +276,31 @@ class CudaKernelsTest {
         assertThat(read(gpu, zero, nTokens * 96)).containsOnly(0f);
     }
 
+    @ParameterizedTest(name = "{0}, heads {1} x {2}, {3} tokens at {4}")
+    @CsvSource({"Q8_0, 4, 64, 1, 0", "Q4_0, 4, 64, 1, 300", "Q4_0, 2, 128, 5, 0", "Q8_0, 2, 96, 1, 140"})
+    void productAfterAttentionTakesItsQuantsAsTheyAre(GgmlType type, int nHeads, int headDim, int nTokens, int pos) {
+        // attn_values (one 128-position chunk) or attn_reduce (several) quantizes the output for
+        // the output projection; the product must equal the one that quantizes the floats itself.
+        int qDim = nHeads * headDim;
+        Backend.KvCache cache = gpu.kvCache(1, pos + nTokens, headDim);
+        if (pos > 0) { // fill the cache up to pos
+            gpu.attention(onGpu(gaussian(pos * qDim, 1.0)), onGpu(gaussian(pos * headDim, 1.0)),
+                    onGpu(gaussian(pos * headDim, 1.0)), cache, 0, gpu.tensor(pos * qDim), nHeads, 1, headDim, 0, pos);
+        }
+        Tensor q = onGpu(gaussian(nTokens * qDim, 1.0));
+        Tensor k = onGpu(gaussian(nTokens * headDim, 1.0));
+        Tensor v = onGpu(gaussian(nTokens * headDim, 1.0));
+        Tensor att = gpu.tensor(nTokens * qDim);
+        Weight w = gpu.weight(randomMatrix(type, 40, qDim));
+        Tensor fused = poisoned(nTokens * 40);
+        gpu.attention(q, k, v, cache, 0, att, nHeads, 1, headDim, pos, nTokens);
+        gpu.matmul(w, att, fused, nTokens);
+        Tensor apart = poisoned(nTokens * 40);
+        gpu.fill(gpu.tensor(1), 1, 0f);
+        gpu.matmul(w, att, apart, nTokens);
+        assertThat(read(gpu, fused, nTokens * 40)).containsExactly(read(gpu, apart, nTokens * 40));
+    }
+
     @ParameterizedTest(name = "neox={0}, factors={1}, dims={2}, pos={3}")
     @CsvSource({"false, false, 64, 0", "false, false, 64, 1000", "true, false, 64, 77", "true, true, 32, 4000",
         "false, true, 48, 123"})
