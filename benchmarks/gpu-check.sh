@@ -17,8 +17,11 @@
 #   tests     CudaKernelsTest, CudaGreedyAgreementTest and CudaSyntheticAgreementTest (JUnit
 #             console; XML reports in $OUT/junit): every kernel against the CPU, end-to-end agreement
 #   bench-1b  synthesizes llama3-1b in Q4_0, Q8_0 and Q4_K_M and runs
-#             jcascade bench --backend cuda --json on each (512-token prompt, 128 generated tokens),
-#             then again with decode steps as CUDA graphs (-Djcascade.cuda.graphs=true)
+#             jcascade bench --backend cuda --json --kernels on each (512-token prompt, 128 generated
+#             tokens; each weight shape's product timed alone, with the bandwidth it reached), then
+#             again with decode steps as CUDA graphs (-Djcascade.cuda.graphs=true), and (1b only) for
+#             Q4_0 and Q8_0 with float activations and no tensor cores: the kernels the 8-bit ones
+#             replaced
 #   bench-8b  the same for llama3-8b (each file is written, measured and deleted in turn)
 # Every stage writes $OUT/<stage>.log as it goes and bench lines to $OUT/bench.jsonl, so a run cut
 # short still brings back what it did. Timeouts per stage: GPU_CHECK_TIMEOUT (seconds, default 280).
@@ -85,12 +88,18 @@ bench_shape() {
     stamp "synth $shape $type"
     [ -f "$f" ] || jcascade synth --shape "$shape" --type "$type" "$f" 2>&1 | tail -1
     stamp "bench $shape $type"
-    jcascade bench --model "$f" --backend cuda --prompt-tokens 512 --gen-tokens 128 --json \
+    jcascade bench --model "$f" --backend cuda --prompt-tokens 512 --gen-tokens 128 --json --kernels \
       | sed "s|^{|{\"model\":\"$shape-$type\",|" | tee -a "$OUT/bench.jsonl"
     stamp "bench $shape $type, decode as CUDA graphs"
     JFLAGS_EXTRA=-Djcascade.cuda.graphs=true jcascade bench --model "$f" --backend cuda --prompt-tokens 512 \
       --gen-tokens 128 --json --no-bandwidth \
       | sed "s|^{|{\"model\":\"$shape-$type\",\"graphs\":true,|" | tee -a "$OUT/bench.jsonl"
+    if [ "$type" != Q4_K_M ] && [ "$shape" = llama3-1b ]; then
+      stamp "bench $shape $type, float activations and no tensor cores (the before of the 8-bit kernels)"
+      JFLAGS_EXTRA="-Djcascade.activations=f32 -Djcascade.cuda.mma=false" jcascade bench --model "$f" \
+        --backend cuda --prompt-tokens 512 --gen-tokens 128 --json --no-bandwidth --repetitions 1 \
+        | sed "s|^{|{\"model\":\"$shape-$type\",\"activations\":\"f32\",|" | tee -a "$OUT/bench.jsonl"
+    fi
     rm -f "$f"
   done
 }

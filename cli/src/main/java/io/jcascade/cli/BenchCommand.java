@@ -1,6 +1,7 @@
 package io.jcascade.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jcascade.cli.JCascade.CliException;
 import io.jcascade.engine.ModelOptions;
@@ -12,7 +13,9 @@ import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backends;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.OptionalDouble;
 import java.util.Random;
 import java.util.concurrent.Callable;
@@ -34,11 +37,13 @@ import picocli.CommandLine.Spec;
  * <p>Beside them it prints the decode ceiling: the backend's {@link Backend#measureBandwidth()
  * measured bandwidth} (the CPU's read bandwidth on all threads, a GPU's device copy bandwidth)
  * divided by the weight bytes one token reads ({@link Llama#weightBytesPerToken}), and decode's
- * share of it. {@code --no-bandwidth} skips that measurement.
+ * share of it. {@code --no-bandwidth} skips that measurement. {@code --kernels} adds each weight
+ * shape's product timed alone ({@link KernelBench}), with the bandwidth a one-token product reached.
  *
  * <pre>
  * ./jcascade bench --model models/stories260K.gguf --threads 2
  * ./jcascade bench --model model.gguf --prompt-tokens 512 --gen-tokens 128 --json
+ * ./jcascade bench --model model.gguf --backend cuda --kernels
  * </pre>
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
@@ -79,6 +84,10 @@ final class BenchCommand implements Callable<Integer> {
                     + "ceiling it sets (default: on; --no-bandwidth skips it)")
     boolean bandwidth;
 
+    @Option(names = "--kernels", description = "also time each weight shape's product alone (one token, and a "
+            + "prompt of --prompt-tokens up to 512), with the bandwidth each one-token product reached")
+    boolean kernels;
+
     @Override
     public Integer call() throws Exception {
         if (promptTokens < 1 || genTokens < 1) {
@@ -113,7 +122,13 @@ final class BenchCommand implements Callable<Integer> {
                     decode[i] = genTokens / (nanos[1] / 1e9);
                 }
                 OptionalDouble bytesPerSecond = bandwidth ? b.measureBandwidth() : OptionalDouble.empty();
-                report(b.name(), nThreads, prefill, decode, gguf, bytesPerSecond);
+                List<KernelBench.Result> products = new ArrayList<>();
+                if (kernels) {
+                    for (KernelBench.Shape shape : KernelBench.shapes(gguf)) {
+                        products.add(KernelBench.time(b, shape, Math.min(promptTokens, 512)));
+                    }
+                }
+                report(b.name(), nThreads, prefill, decode, gguf, bytesPerSecond, products);
             }
         }
         return 0;
@@ -137,7 +152,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf,
-            OptionalDouble bytesPerSecond) throws Exception {
+            OptionalDouble bytesPerSecond, List<KernelBench.Result> products) throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         long weightBytes = Llama.weightBytesPerToken(gguf);
         if (json) {
@@ -154,6 +169,26 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("bandwidth_gb_per_s", round(bytesPerSecond.getAsDouble() / 1e9));
                 o.put("decode_ceiling_tokens_per_s", round(ceiling));
                 o.put("decode_share_of_ceiling", Math.round(mean(decode) / ceiling * 1000) / 1000.0);
+            }
+            if (kernels) {
+                ArrayNode list = o.putArray("kernels");
+                for (KernelBench.Result r : products) {
+                    ObjectNode k = list.addObject();
+                    k.put("type", r.shape().type().name());
+                    k.put("rows", r.shape().rows());
+                    k.put("cols", r.shape().cols());
+                    k.put("count", r.shape().count());
+                    k.put("weight_bytes", r.shape().bytes());
+                    k.put("decode_us", round(r.decodeMillis() * 1e3));
+                    k.put("decode_gb_per_s", round(r.decodeBytesPerSecond() / 1e9));
+                    if (bytesPerSecond.isPresent()) {
+                        k.put("decode_share_of_bandwidth",
+                                Math.round(r.decodeBytesPerSecond() / bytesPerSecond.getAsDouble() * 1000) / 1000.0);
+                    }
+                    k.put("prefill_tokens", r.prefillTokens());
+                    k.put("prefill_us", round(r.prefillMillis() * 1e3));
+                    k.put("prefill_gflop_per_s", round(r.prefillFlopsPerSecond() / 1e9));
+                }
             }
             out.println(new ObjectMapper().writeValueAsString(o));
         } else {
@@ -173,6 +208,21 @@ final class BenchCommand implements Callable<Integer> {
                         ceiling, bytesPerSecond.getAsDouble() / 1e9,
                         backendName.equals("cpu") ? "read on " + nThreads + " threads" : "device copy",
                         weightBytes / 1e9, genTokens, 100 * mean(decode) / ceiling);
+            }
+            if (kernels) {
+                out.printf("%nproducts alone (decode: 1 token; prefill: %d tokens)%n",
+                        products.isEmpty() ? 0 : products.get(0).prefillTokens());
+                out.printf("%-7s %15s %5s %10s %9s %9s %11s %10s%n", "type", "rows x cols", "count", "decode µs",
+                        "GB/s", "of bw", "prefill ms", "GFLOP/s");
+                for (KernelBench.Result r : products) {
+                    out.printf("%-7s %15s %5d %10.1f %9.1f %9s %11.3f %10.1f%n", r.shape().type(),
+                            r.shape().rows() + " x " + r.shape().cols(), r.shape().count(), r.decodeMillis() * 1e3,
+                            r.decodeBytesPerSecond() / 1e9,
+                            bytesPerSecond.isPresent()
+                                    ? String.format("%.0f %%", 100 * r.decodeBytesPerSecond() / bytesPerSecond.getAsDouble())
+                                    : "-",
+                            r.prefillMillis(), r.prefillFlopsPerSecond() / 1e9);
+                }
             }
         }
         out.flush();

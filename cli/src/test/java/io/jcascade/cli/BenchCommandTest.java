@@ -54,6 +54,34 @@ class BenchCommandTest {
     }
 
     @Test
+    void kernelsListEachWeightShapeOfTheModelWithItsTimes() throws Exception {
+        // stories260K: 5 layers of wq, wo (64x64), wk, wv (32x64: 4 of 8 heads), w1, w3 (172x64),
+        // w2 (64x172), and the tied 512x64 embedding as the output matrix, all F32.
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json",
+                "--kernels");
+        assertThat(r.exit()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out().strip());
+        List<String> shapes = new ArrayList<>();
+        for (JsonNode k : o.get("kernels")) {
+            shapes.add(k.get("type").asText() + " " + k.get("rows").asInt() + "x" + k.get("cols").asInt() + " * "
+                    + k.get("count").asInt());
+            assertThat(k.get("weight_bytes").asLong()).isEqualTo(4L * k.get("rows").asInt() * k.get("cols").asInt());
+            assertThat(k.get("decode_us").asDouble()).isPositive();
+            assertThat(k.get("prefill_tokens").asInt()).isEqualTo(8);
+            // GB/s is the matrix's bytes over the time of one product
+            assertThat(k.get("decode_gb_per_s").asDouble()).isCloseTo(
+                    k.get("weight_bytes").asLong() / (k.get("decode_us").asDouble() * 1e3),
+                    Percentage.withPercentage(2));
+            assertThat(k.get("prefill_gflop_per_s").asDouble()).isCloseTo(
+                    2.0 * k.get("rows").asInt() * k.get("cols").asInt() * 8 / (k.get("prefill_us").asDouble() * 1e3),
+                    Percentage.withPercentage(2));
+        }
+        assertThat(shapes).containsExactlyInAnyOrder("F32 512x64 * 1", "F32 64x64 * 10", "F32 32x64 * 10",
+                "F32 172x64 * 10", "F32 64x172 * 5");
+    }
+
+    @Test
     void tableNamesTheTestsAndTheRepetitions() {
         Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
                 "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "2");

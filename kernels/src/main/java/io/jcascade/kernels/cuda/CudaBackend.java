@@ -1107,6 +1107,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Runs {@code work} (backend calls) and returns the device time it took in milliseconds, measured with events. */
+    @Override
     public float timeMillis(Runnable work) {
         synchronized (this) {
             enterHost();
