@@ -1279,6 +1279,74 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float*
     }
 }
 
+// Decode attention in one launch for contexts of up to ATT_FUSED_MAX positions: a block per query
+// head does what attn_scores, attn_softmax and attn_values do for one token in one chunk, in the
+// same order (a warp per score, the softmax over 256 threads' strided shares, then a thread per
+// output dimension summing positions in order), so its output is theirs to the bit; the scores
+// stay in shared memory. Two launches fewer per layer, where a 1B model's step is mostly launches.
+// act: as attn_values's. Grid: x = n_heads. Block: 256.
+#define ATT_FUSED_MAX 1024
+
+extern "C" __global__ void __launch_bounds__(256)
+attn_decode(const float* __restrict__ q, const u16* __restrict__ keys, const u16* __restrict__ values,
+            float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int start_pos, float q_scale,
+            float scale, u8* __restrict__ act) {
+    __shared__ float qh[ATT_MAX_HEAD_DIM];
+    __shared__ float w[ATT_FUSED_MAX];
+    __shared__ float maxes[32];
+    __shared__ double sums[32];
+    int h = blockIdx.x;
+    int len = start_pos + 1;
+    int kv_dim = n_kv_heads * head_dim;
+    int kv_off = (h / (n_heads / n_kv_heads)) * head_dim;
+    const float* qr = q + (long long) h * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        qh[d] = round_half(qr[d] * q_scale);
+    }
+    __syncthreads();
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    for (int s = warp; s < len; s += blockDim.x / WARP) {
+        const u16* kr = keys + (long long) s * kv_dim + kv_off;
+        float acc = 0.0f;
+        for (int d = lane; d < head_dim; d += WARP) {
+            acc = fmaf(qh[d], half_to_float(kr[d]), acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            w[s] = acc * scale;
+        }
+    }
+    __syncthreads();
+    float m = NEG_INF;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        m = fmaxf(m, w[s]);
+    }
+    m = block_max(m, maxes);
+    double sum = 0.0;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        float e = (float) exp((double) (w[s] - m));
+        w[s] = e;
+        sum += e;
+    }
+    sum = block_sum_double(sum, sums);
+    float inv = (float) (1.0 / sum);
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        w[s] = round_half(w[s] * inv);
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < len; s++) {
+            acc = fmaf(w[s], half_to_float(values[(long long) s * kv_dim + kv_off + d]), acc);
+        }
+        out[(long long) h * head_dim + d] = acc;
+        if (act != 0) {
+            q8_store(acc, lane, act, 0, 1, n_heads * head_dim, (h * head_dim + d) / 32);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Elementwise.
 

@@ -80,6 +80,7 @@ public final class CudaBackend implements Backend {
     private static final int ATT_CHUNK = 128;
     private static final int ATT_THREADS = 128;
     private static final int ATT_MAX_HEAD_DIM = 512;
+    private static final int ATT_FUSED_MAX = 1024;
 
     private final CudaDriver cu;
     private final int ordinal;
@@ -122,6 +123,11 @@ public final class CudaBackend implements Backend {
     private int quantizedCols;
     private int quantizedTokens;
     private long quantizedOp = -1;
+    /**
+     * One-token attention over up to this many positions runs as one kernel ({@code attn_decode});
+     * longer, or set to 0 (tests compare the two), as scores, softmax and values split in chunks.
+     */
+    int fusedAttentionMax = ATT_FUSED_MAX;
     /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations ({@code *_q8} kernels). */
     private final boolean int8Activations;
     /**
@@ -368,7 +374,7 @@ public final class CudaBackend implements Backend {
      * the next call the host waits on ({@link #read}, {@link #argmaxEntropy}, ...) ends it; the
      * step's kernels then run as one graph launch, the graph of the previous step updated in place
      * (cuGraphExecUpdate: the same kernels in the same order, with their new arguments and grids)
-     * or instantiated anew. It saves the driver's cost per launch, some 13 launches per layer.
+     * or instantiated anew. It saves the driver's cost per launch, some 10 launches per layer.
      * Ignored where the driver has no graph API.
      *
      * <pre>{@code
@@ -881,17 +887,25 @@ public final class CudaBackend implements Backend {
         launch("kv_store", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ks.ptr, vs.ptr, keys, values, kvDim,
                 startPos, nTokens);
         int maxLen = startPos + nTokens;
+        int cols = nHeads * headDim;
+        // The output projection takes its input in 8 bits (Q8_0/Q4_0): the kernel that writes the
+        // output quantizes it too, a warp's 32 outputs being one block (see quantized()).
+        long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
+                ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
+        if (nTokens == 1 && maxLen <= Math.min(fusedAttentionMax, ATT_FUSED_MAX)) {
+            launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, keys, values, os.ptr, nHeads, nKvHeads, headDim, startPos,
+                    qScale, kqScale, act);
+            if (act != 0) {
+                markQuantized(os, cols, nTokens);
+            }
+            return;
+        }
         int chunks = ceilDiv(maxLen, ATT_CHUNK);
         long sc = scores.atLeast(4L * nTokens * nHeads * maxLen);
         launch("attn_scores", chunks, nHeads, nTokens, ATT_THREADS, qs.ptr, keys, sc, nHeads, nKvHeads, headDim,
                 startPos, nTokens, qScale, kqScale);
         launch("attn_softmax", nHeads, nTokens, 1, 256, sc, nHeads, startPos, nTokens);
         long part = chunks > 1 ? partial.atLeast(4L * nTokens * nHeads * chunks * headDim) : 0L;
-        // The output projection takes its input in 8 bits (Q8_0/Q4_0): the kernel that writes the
-        // output quantizes it too, a warp's 32 outputs being one block (see quantized()).
-        int cols = nHeads * headDim;
-        long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
-                ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
         launch("attn_values", chunks, nHeads, nTokens, ATT_THREADS, sc, values, part, os.ptr, nHeads, nKvHeads,
                 headDim, startPos, nTokens, chunks == 1 ? act : 0L);
         if (chunks > 1) {

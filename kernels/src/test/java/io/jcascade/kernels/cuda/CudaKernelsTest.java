@@ -276,8 +276,39 @@ class CudaKernelsTest {
         assertThat(read(gpu, zero, nTokens * 96)).containsOnly(0f);
     }
 
+    @ParameterizedTest(name = "heads {0}/{1} x {2}, decoding at {3}")
+    @CsvSource({"4, 2, 64, 0", "4, 1, 128, 200", "8, 8, 96, 1023", "2, 2, 512, 500"})
+    void oneKernelDecodeAttentionIsTheChunkedOneToTheBit(int nHeads, int nKvHeads, int headDim, int pos) {
+        int qDim = nHeads * headDim;
+        int kvDim = nKvHeads * headDim;
+        float[] k0 = gaussian((pos + 1) * kvDim, 1.0);
+        float[] v0 = gaussian((pos + 1) * kvDim, 1.0);
+        float[] q = gaussian(qDim, 1.0);
+        float[][] outs = new float[2][];
+        for (int fused = 0; fused < 2; fused++) {
+            gpu.fusedAttentionMax = fused == 1 ? 1024 : 0;
+            try {
+                Backend.KvCache cache = gpu.kvCache(1, pos + 1, kvDim);
+                if (pos > 0) {
+                    gpu.attention(onGpu(gaussian(pos * qDim, 1.0)), onGpu(java.util.Arrays.copyOf(k0, pos * kvDim)),
+                            onGpu(java.util.Arrays.copyOf(v0, pos * kvDim)), cache, 0, gpu.tensor(pos * qDim), nHeads,
+                            nKvHeads, headDim, 0, pos);
+                }
+                Tensor out = poisoned(qDim);
+                gpu.attention(onGpu(q), onGpu(java.util.Arrays.copyOfRange(k0, pos * kvDim, (pos + 1) * kvDim)),
+                        onGpu(java.util.Arrays.copyOfRange(v0, pos * kvDim, (pos + 1) * kvDim)), cache, 0, out, nHeads,
+                        nKvHeads, headDim, pos, 1, 0.5f, 0.125f);
+                outs[fused] = read(gpu, out, qDim);
+            } finally {
+                gpu.fusedAttentionMax = 1024;
+            }
+        }
+        assertThat(outs[1]).containsExactly(outs[0]);
+    }
+
     @ParameterizedTest(name = "{0}, heads {1} x {2}, {3} tokens at {4}")
-    @CsvSource({"Q8_0, 4, 64, 1, 0", "Q4_0, 4, 64, 1, 300", "Q4_0, 2, 128, 5, 0", "Q8_0, 2, 96, 1, 140"})
+    @CsvSource({"Q8_0, 4, 64, 1, 0", "Q4_0, 4, 64, 1, 300", "Q4_0, 2, 128, 5, 0", "Q8_0, 2, 96, 1, 140",
+        "Q4_0, 2, 64, 1, 1100", "Q8_0, 2, 64, 3, 300"}) // one kernel (decode), one chunk, chunks and attn_reduce
     void productAfterAttentionTakesItsQuantsAsTheyAre(GgmlType type, int nHeads, int headDim, int nTokens, int pos) {
         // attn_values (one 128-position chunk) or attn_reduce (several) quantizes the output for
         // the output projection; the product must equal the one that quantizes the floats itself.
