@@ -1283,14 +1283,17 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float*
 // head does what attn_scores, attn_softmax and attn_values do for one token in one chunk, in the
 // same order (a warp per score, the softmax over 256 threads' strided shares, then a thread per
 // output dimension summing positions in order), so its output is theirs to the bit; the scores
-// stay in shared memory. Two launches fewer per layer, where a 1B model's step is mostly launches.
+// stay in shared memory. It also stores the token's key and value (kv_store's work): the first
+// query head of each KV head writes them to the cache, and every head reads the new position from
+// k and v (rounded to half as the cache would hold them), so no block waits for another. Three
+// launches fewer per layer, where a 1B model's step is mostly launches.
 // act: as attn_values's. Grid: x = n_heads. Block: 256.
 #define ATT_FUSED_MAX 1024
 
 extern "C" __global__ void __launch_bounds__(256)
-attn_decode(const float* __restrict__ q, const u16* __restrict__ keys, const u16* __restrict__ values,
-            float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int start_pos, float q_scale,
-            float scale, u8* __restrict__ act) {
+attn_decode(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+            u16* __restrict__ keys, u16* __restrict__ values, float* __restrict__ out, int n_heads, int n_kv_heads,
+            int head_dim, int start_pos, float q_scale, float scale, u8* __restrict__ act) {
     __shared__ float qh[ATT_MAX_HEAD_DIM];
     __shared__ float w[ATT_FUSED_MAX];
     __shared__ float maxes[32];
@@ -1300,8 +1303,14 @@ attn_decode(const float* __restrict__ q, const u16* __restrict__ keys, const u16
     int kv_dim = n_kv_heads * head_dim;
     int kv_off = (h / (n_heads / n_kv_heads)) * head_dim;
     const float* qr = q + (long long) h * head_dim;
+    bool stores = h % (n_heads / n_kv_heads) == 0;
+    long long last = (long long) start_pos * kv_dim + kv_off;
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         qh[d] = round_half(qr[d] * q_scale);
+        if (stores) {
+            keys[last + d] = float_to_half(k[kv_off + d]);
+            values[last + d] = float_to_half(v[kv_off + d]);
+        }
     }
     __syncthreads();
     int warp = threadIdx.x / WARP;
@@ -1310,7 +1319,8 @@ attn_decode(const float* __restrict__ q, const u16* __restrict__ keys, const u16
         const u16* kr = keys + (long long) s * kv_dim + kv_off;
         float acc = 0.0f;
         for (int d = lane; d < head_dim; d += WARP) {
-            acc = fmaf(qh[d], half_to_float(kr[d]), acc);
+            float kd = s < start_pos ? half_to_float(kr[d]) : round_half(k[kv_off + d]);
+            acc = fmaf(qh[d], kd, acc);
         }
         acc = warp_sum(acc);
         if (lane == 0) {
@@ -1337,9 +1347,10 @@ attn_decode(const float* __restrict__ q, const u16* __restrict__ keys, const u16
     __syncthreads();
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float acc = 0.0f;
-        for (int s = 0; s < len; s++) {
+        for (int s = 0; s < start_pos; s++) {
             acc = fmaf(w[s], half_to_float(values[(long long) s * kv_dim + kv_off + d]), acc);
         }
+        acc = fmaf(w[start_pos], round_half(v[kv_off + d]), acc);
         out[(long long) h * head_dim + d] = acc;
         if (act != 0) {
             q8_store(acc, lane, act, 0, 1, n_heads * head_dim, (h * head_dim + d) / 32);

@@ -883,9 +883,6 @@ public final class CudaBackend implements Backend {
         checkRange(os, 0, nTokens * nHeads * headDim);
         long keys = c.keys + c.layerOffset(layer);
         long values = c.values + c.layerOffset(layer);
-        long n = (long) nTokens * kvDim;
-        launch("kv_store", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ks.ptr, vs.ptr, keys, values, kvDim,
-                startPos, nTokens);
         int maxLen = startPos + nTokens;
         int cols = nHeads * headDim;
         // The output projection takes its input in 8 bits (Q8_0/Q4_0): the kernel that writes the
@@ -893,13 +890,16 @@ public final class CudaBackend implements Backend {
         long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
                 ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
         if (nTokens == 1 && maxLen <= Math.min(fusedAttentionMax, ATT_FUSED_MAX)) {
-            launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, keys, values, os.ptr, nHeads, nKvHeads, headDim, startPos,
-                    qScale, kqScale, act);
+            launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, ks.ptr, vs.ptr, keys, values, os.ptr, nHeads, nKvHeads,
+                    headDim, startPos, qScale, kqScale, act);
             if (act != 0) {
                 markQuantized(os, cols, nTokens);
             }
             return;
         }
+        long n = (long) nTokens * kvDim;
+        launch("kv_store", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ks.ptr, vs.ptr, keys, values, kvDim,
+                startPos, nTokens);
         int chunks = ceilDiv(maxLen, ATT_CHUNK);
         long sc = scores.atLeast(4L * nTokens * nHeads * maxLen);
         launch("attn_scores", chunks, nHeads, nTokens, ATT_THREADS, qs.ptr, keys, sc, nHeads, nKvHeads, headDim,
