@@ -554,6 +554,112 @@ __host__ __device__ __forceinline__ float chunk_dot_q8<W_Q4_0>(const u8* __restr
     return half_bits_to_float(blk[0]) * a.d[b] * (float) (sumi - 8 * a.s[b]);
 }
 
+// ---- K-quants with 8-bit activations: llama.cpp's Q8_K (the CPU's default path) --------------
+//
+// Per 256 elements: iscale = -127 / max (max: the element of largest magnitude, the first of
+// equals, with its sign), q = min(127, rint(iscale x)), d = 1 / iscale, as ScalarInt8.quantizeQ8K
+// and ggml's quantize_row_q8_K. The activation buffer (Q8Act with d per 256 and s per 32):
+//   int8 q[cols] | float d[cols/256] | int s[cols/32]   (s = sum of each 32 quants, for the mins)
+
+__host__ __device__ __forceinline__ Q8Act q8k_act(const void* act, int cols) {
+    const u8* p = static_cast<const u8*>(act);
+    Q8Act a;
+    a.q = reinterpret_cast<const int*>(p);
+    a.d = reinterpret_cast<const float*>(p + cols);
+    a.s = reinterpret_cast<const int*>(p + cols + 4 * (cols / 256));
+    return a;
+}
+
+// Whether (a2 at index i2) beats (a1 at i1) as the block's largest magnitude: larger, or equal
+// and earlier (the CPU keeps the first of equals).
+__host__ __device__ __forceinline__ bool q8k_beats(float a2, int i2, float a1, int i1) {
+    return a2 > a1 || (a2 == a1 && i2 < i1);
+}
+
+__host__ __device__ __forceinline__ int q8k_quant(float x, float iscale) {
+#ifdef __CUDA_ARCH__
+    int q = __float2int_rn(__fmul_rn(iscale, x));
+#else
+    int q = (int) __builtin_rintf(iscale * x);
+#endif
+    return q < 127 ? q : 127;
+}
+
+// Q4_K chunk b (sub-block i = b % 8 of super-block b / 8): d_x (d_w sc_i sum q qx - dmin_w m_i s_x).
+template <>
+__host__ __device__ __forceinline__ float chunk_dot_q8<W_Q4_K>(const u8* __restrict__ row, int b, Q8Act a) {
+    const u8* blk = row + 144 * (b >> 3);
+    int i = b & 7;
+    const u16* h = reinterpret_cast<const u16*>(blk);
+    const uint4* qs = reinterpret_cast<const uint4*>(blk + 16 + 32 * (i >> 1));
+    const int4* xq = reinterpret_cast<const int4*>(a.q + 8 * b);
+    int shift = (i & 1) * 4;
+    int sumi = 0;
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        uint4 q4 = qs[k];
+        int4 xv = xq[k];
+        sumi = dot4((int) ((q4.x >> shift) & 0x0F0F0F0Fu), xv.x, sumi);
+        sumi = dot4((int) ((q4.y >> shift) & 0x0F0F0F0Fu), xv.y, sumi);
+        sumi = dot4((int) ((q4.z >> shift) & 0x0F0F0F0Fu), xv.z, sumi);
+        sumi = dot4((int) ((q4.w >> shift) & 0x0F0F0F0Fu), xv.w, sumi);
+    }
+    float dx = a.d[b >> 3];
+    return dx * (half_bits_to_float(h[0]) * (float) (k_scale(blk + 4, i) * sumi)
+                 - half_bits_to_float(h[1]) * (float) (k_min(blk + 4, i) * a.s[b]));
+}
+
+// Four 6-bit quants (bytes of 0..63) minus 32, as int8 bytes with no borrow between them: flip
+// bit 5 (q >= 32 gives q - 32; q < 32 gives q + 32 with bit 5 set), then copy a set bit 5 into
+// bits 6 and 7 (q + 32 + 192 = q - 32 mod 256).
+__host__ __device__ __forceinline__ u32 minus32_bytes(u32 q) {
+    u32 m = q ^ 0x20202020u;
+    u32 neg = m & 0x20202020u;
+    return m | (neg << 1) | (neg << 2);
+}
+
+// Q6_K chunk b: d_w d_x (sc[2i] sum_{j<16} (q-32) qx + sc[2i+1] sum_{j>=16} (q-32) qx).
+template <>
+__host__ __device__ __forceinline__ float chunk_dot_q8<W_Q6_K>(const u8* __restrict__ row, int b, Q8Act a) {
+    const u8* blk = row + 210 * (b >> 3);
+    int i = b & 7;
+    int h = i >> 2;
+    int s = i & 3;
+    const u16* ql = reinterpret_cast<const u16*>(blk + 64 * h + 32 * (s & 1));
+    const u16* qh = reinterpret_cast<const u16*>(blk + 128 + 32 * h);
+    const int4* xq = reinterpret_cast<const int4*>(a.q + 8 * b);
+    int lshift = s < 2 ? 0 : 4;
+    int hshift = 2 * s;
+    int sums[2];
+#pragma unroll
+    for (int g = 0; g < 2; g++) {
+        int4 xv = xq[g];
+        int xs[4] = {xv.x, xv.y, xv.z, xv.w};
+        int sumi = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            u32 l = ql[8 * g + 2 * k] | ((u32) ql[8 * g + 2 * k + 1] << 16);
+            u32 hb = qh[8 * g + 2 * k] | ((u32) qh[8 * g + 2 * k + 1] << 16);
+            u32 q = ((l >> lshift) & 0x0F0F0F0Fu) | (((hb >> hshift) & 0x03030303u) << 4);
+            sumi = dot4((int) minus32_bytes(q), xs[k], sumi);
+        }
+        sums[g] = sumi;
+    }
+    const signed char* sc = reinterpret_cast<const signed char*>(blk + 192 + 2 * i);
+    float d = half_bits_to_float(*reinterpret_cast<const u16*>(blk + 208));
+    return d * a.d[b >> 3] * (float) (sc[0] * sums[0] + sc[1] * sums[1]);
+}
+
+// The activation layout a type's 8-bit products read: Q8_K for the K-quants, else Q8_0.
+template <int T>
+__host__ __device__ __forceinline__ Q8Act act_for(const void* act, int cols) {
+    if constexpr (T == W_Q4_K || T == W_Q6_K) {
+        return q8k_act(act, cols);
+    } else {
+        return q8_act(act, cols);
+    }
+}
+
 template <int T>
 __host__ __device__ __forceinline__ float lane_dot_q8(const u8* __restrict__ row, int chunks, int lane, Q8Act a) {
     float s0 = 0.0f;
@@ -618,6 +724,57 @@ quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     long long t = blockIdx.y;
     int lane = threadIdx.x % WARP;
     q8_store(x[t * cols + 32 * b + lane], lane, act, t, gridDim.y, cols, b);
+}
+
+// Quantizes x[cols] (cols % 256 == 0) into the Q8_K activation layout above. One warp per 256
+// elements, lane l holding elements 8l .. 8l + 7; MV_WARPS warps a block.
+extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
+quantize_q8k(const float* __restrict__ x, int cols, u8* __restrict__ act) {
+    int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
+    if (b >= cols / 256) {
+        return;
+    }
+    int lane = threadIdx.x % WARP;
+    const float* xb = x + 256 * b + 8 * lane;
+    float v[8];
+    float amax = -1.0f;
+    float max = 0.0f;
+    int at = 0;
+    for (int j = 0; j < 8; j++) {
+        v[j] = xb[j];
+        if (fabsf(v[j]) > amax) {
+            amax = fabsf(v[j]);
+            max = v[j];
+            at = 8 * lane + j;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        float a2 = __shfl_xor_sync(0xffffffffu, amax, o);
+        float m2 = __shfl_xor_sync(0xffffffffu, max, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, at, o);
+        if (q8k_beats(a2, i2, amax, at)) {
+            amax = a2;
+            max = m2;
+            at = i2;
+        }
+    }
+    float iscale = amax != 0.0f ? __fdiv_rn(-127.0f, max) : 0.0f;
+    int sum = 0;
+    u8* q = act + 256 * b + 8 * lane;
+    for (int j = 0; j < 8; j++) {
+        int qj = amax != 0.0f ? q8k_quant(v[j], iscale) : 0;
+        q[j] = (u8) (signed char) qj;
+        sum += qj;
+    }
+    // lanes 4k .. 4k + 3 hold the 32 elements of chunk 8b + k
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if ((lane & 3) == 0) {
+        reinterpret_cast<int*>(act + cols + 4 * (cols / 256))[8 * b + lane / 4] = sum;
+    }
+    if (lane == 0) {
+        reinterpret_cast<float*>(act + cols)[b] = amax != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
+    }
 }
 
 // ---- prompts on the tensor cores: Q8_0 / Q4_0 weights times 8-bit activations ---------------
@@ -838,7 +995,7 @@ DEFINE_MMQ(mmq_q4_0, W_Q4_0)
 template <int T, bool Q8>
 __device__ __forceinline__ float lane_share(const u8* __restrict__ row, int cols, int lane, const float* __restrict__ x) {
     if constexpr (Q8) {
-        return lane_dot_q8<T>(row, cols / 32, lane, q8_act(x, cols));
+        return lane_dot_q8<T>(row, cols / 32, lane, act_for<T>(x, cols));
     } else {
         return lane_dot<T>(row, cols / 32, lane, x);
     }
@@ -872,6 +1029,8 @@ DEFINE_MATVEC(matvec_q4_k, W_Q4_K, false)
 DEFINE_MATVEC(matvec_q6_k, W_Q6_K, false)
 DEFINE_MATVEC(matvec_q8_0_q8, W_Q8_0, true)
 DEFINE_MATVEC(matvec_q4_0_q8, W_Q4_0, true)
+DEFINE_MATVEC(matvec_q4_k_q8, W_Q4_K, true)
+DEFINE_MATVEC(matvec_q6_k_q8, W_Q6_K, true)
 
 // The three projections of attention (q, k, v: same type and width) in one launch: the grid's
 // warps run down the rows of the three matrices in turn. One launch instead of three per layer.
@@ -916,6 +1075,8 @@ DEFINE_MATVEC3(matvec3_q4_k, W_Q4_K, false)
 DEFINE_MATVEC3(matvec3_q6_k, W_Q6_K, false)
 DEFINE_MATVEC3(matvec3_q8_0_q8, W_Q8_0, true)
 DEFINE_MATVEC3(matvec3_q4_0_q8, W_Q4_0, true)
+DEFINE_MATVEC3(matvec3_q4_k_q8, W_Q4_K, true)
+DEFINE_MATVEC3(matvec3_q6_k_q8, W_Q6_K, true)
 
 // silu(g) = g / (1 + e^-g), the exponential in double rounded to float, as the CPU.
 __device__ __forceinline__ float silu(float g) {
@@ -952,6 +1113,8 @@ DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_k, W_Q4_K, false)
 DEFINE_MATVEC_SWIGLU(matvec_swiglu_q6_k, W_Q6_K, false)
 DEFINE_MATVEC_SWIGLU(matvec_swiglu_q8_0_q8, W_Q8_0, true)
 DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_0_q8, W_Q4_0, true)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q4_k_q8, W_Q4_K, true)
+DEFINE_MATVEC_SWIGLU(matvec_swiglu_q6_k_q8, W_Q6_K, true)
 
 // ---------------------------------------------------------------------------------------------
 // Embedding: out[t][c] = W[tokens[t]][c], dequantized. Grid: x = ceil(cols / 256), y = n.

@@ -40,15 +40,51 @@ static std::vector<int> quantize(const float* x, int cols) {
     return act;
 }
 
+// quantize_q8k, one 256-element block at a time: the block's largest magnitude (first of equals:
+// q8k_beats orders them totally, so the warp's butterfly finds the same one), then q8k_quant.
+static std::vector<int> quantize_k(const float* x, int cols) {
+    int nk = cols / 256;
+    std::vector<int> act((size_t) cols / 4 + nk + cols / 32); // q, then d[cols/256], then s[cols/32]
+    signed char* q = reinterpret_cast<signed char*>(act.data());
+    float* d = reinterpret_cast<float*>(act.data() + cols / 4);
+    int* s = act.data() + cols / 4 + nk;
+    for (int b = 0; b < nk; b++) {
+        float amax = -1.0f;
+        float max = 0.0f;
+        int at = 0;
+        for (int j = 0; j < 256; j++) {
+            float v = x[256 * b + j];
+            if (q8k_beats(std::fabs(v), j, amax, at)) {
+                amax = std::fabs(v);
+                max = v;
+                at = j;
+            }
+        }
+        float iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+        for (int k = 0; k < 8; k++) {
+            int sum = 0;
+            for (int j = 32 * k; j < 32 * k + 32; j++) {
+                int v = amax != 0.0f ? q8k_quant(x[256 * b + j], iscale) : 0;
+                q[256 * b + j] = (signed char) v;
+                sum += v;
+            }
+            s[8 * b + k] = sum;
+        }
+        d[b] = amax != 0.0f ? 1.0f / iscale : 0.0f;
+    }
+    return act;
+}
+
 template <int T, bool Q8>
 static void rows_dot(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, float* out) {
-    std::vector<int> act = Q8 ? quantize(x, cols) : std::vector<int>();
+    constexpr bool K = T == W_Q4_K || T == W_Q6_K;
+    std::vector<int> act = !Q8 ? std::vector<int>() : K ? quantize_k(x, cols) : quantize(x, cols);
     for (int r = 0; r < rows; r++) {
         float lanes[WARP];
         for (int l = 0; l < WARP; l++) {
             const u8* row = w.data() + (long long) r * row_bytes;
             if constexpr (Q8) {
-                lanes[l] = lane_dot_q8<T>(row, cols / 32, l, q8_act(act.data(), cols));
+                lanes[l] = lane_dot_q8<T>(row, cols / 32, l, act_for<T>(act.data(), cols));
             } else {
                 lanes[l] = lane_dot<T>(row, cols / 32, l, x);
             }
@@ -203,6 +239,8 @@ int main() {
         case 3 * W_Q6_K: rows_dot<W_Q6_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
         case 3 * W_Q8_0 + 1: rows_dot<W_Q8_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
         case 3 * W_Q4_0 + 1: rows_dot<W_Q4_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q4_K + 1: rows_dot<W_Q4_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 3 * W_Q6_K + 1: rows_dot<W_Q6_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
         case 3 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         case 3 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         default:

@@ -111,6 +111,7 @@ public final class CudaBackend implements Backend {
     private final ScratchBuffer choice = new ScratchBuffer();
     /** One token's activations quantized for the 8-bit decode kernels (int8 q, float d, int s). */
     private final ScratchBuffer activations8 = new ScratchBuffer();
+    private final ScratchBuffer activationsK = new ScratchBuffer();
     /** Operations entered so far; {@link #quantizedOp} says which one left {@link #activations8} as it is. */
     private long ops;
     /**
@@ -128,7 +129,7 @@ public final class CudaBackend implements Backend {
      * longer, or set to 0 (tests compare the two), as scores, softmax and values split in chunks.
      */
     int fusedAttentionMax = ATT_FUSED_MAX;
-    /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations ({@code *_q8} kernels). */
+    /** Whether products of quantized weights take 8-bit activations ({@code *_q8} and {@code mmq_*} kernels) where a kernel exists. */
     private final boolean int8Activations;
     /**
      * Decode steps as CUDA graphs (see {@link #useGraphs}): whether they are on, whether a step is
@@ -201,18 +202,20 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Opens CUDA device {@code ordinal}; see {@link #open()}. One-token products of Q8_0 and Q4_0
-     * weights take 8-bit activations, as the CPU's, unless the system property
-     * {@code jcascade.activations} is {@code f32}.
+     * Opens CUDA device {@code ordinal}; see {@link #open()}. Products of quantized weights take
+     * 8-bit activations where a kernel exists ({@link #open(int, boolean)}), as the CPU's, unless
+     * the system property {@code jcascade.activations} is {@code f32}.
      */
     public static CudaBackend open(int ordinal) {
         return open(ordinal, !"f32".equalsIgnoreCase(System.getProperty("jcascade.activations", "q8")));
     }
 
     /**
-     * Opens CUDA device {@code ordinal}, choosing how one-token products of Q8_0 and Q4_0 weights
-     * take their activations: quantized to 8-bit blocks (true; integer dot products, the CPU's and
-     * llama.cpp's default) or as floats (false; what prompts and the other types always take).
+     * Opens CUDA device {@code ordinal}, choosing how products of quantized weights take their
+     * activations: quantized to 8-bit blocks (true; integer dot products, the CPU's and llama.cpp's
+     * default: Q8_0 blocks for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q6_K; one token of those four types,
+     * and prompts of Q8_0/Q4_0 on the tensor cores) or as floats (false; what every other product
+     * takes).
      *
      * <pre>{@code
      * try (CudaBackend gpu = CudaBackend.open(0, false)) { ... } // float activations throughout
@@ -575,7 +578,7 @@ public final class CudaBackend implements Backend {
         };
     }
 
-    /** Whether one-token products of Q8_0 and Q4_0 weights take 8-bit activations here ({@link #open(int, boolean)}). */
+    /** Whether products of quantized weights take 8-bit activations here where a kernel exists ({@link #open(int, boolean)}). */
     public boolean int8Activations() {
         return int8Activations;
     }
@@ -615,7 +618,7 @@ public final class CudaBackend implements Backend {
     /** The decode kernels' name ending for {@code type} on the 8-bit activation path; null where it has none. */
     static String matvecQ8Suffix(GgmlType type) {
         return switch (type) {
-            case Q8_0, Q4_0 -> kernelSuffix(type) + "_q8";
+            case Q8_0, Q4_0, Q4_K, Q6_K -> kernelSuffix(type) + "_q8";
             default -> null;
         };
     }
@@ -633,6 +636,12 @@ public final class CudaBackend implements Backend {
     private long decodeInput(String suffix, CudaTensor x, int cols) {
         if (!suffix.endsWith("_q8")) {
             return x.ptr;
+        }
+        if (suffix.startsWith("q4_k") || suffix.startsWith("q6_k")) {
+            // Q8_K, a layout of its own (d per 256, sums per 32), in a buffer of its own
+            long act = activationsK.atLeast(cols + 4L * (cols / 256) + 4L * (cols / 32));
+            launch("quantize_q8k", ceilDiv(cols / 256, MV_WARPS), 1, 1, MV_WARPS * 32, x.ptr, cols, act);
+            return act;
         }
         return quantized(x, cols, 1);
     }

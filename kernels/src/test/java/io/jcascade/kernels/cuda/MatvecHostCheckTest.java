@@ -68,7 +68,9 @@ class MatvecHostCheckTest {
 
     @ParameterizedTest(name = "{0} {1}x{2}, 8-bit activations")
     @CsvSource({"Q8_0, 3, 32", "Q8_0, 7, 288", "Q8_0, 4, 2048", "Q8_0, 2, 8192", "Q8_0, 3, 3104",
-        "Q4_0, 3, 32", "Q4_0, 7, 288", "Q4_0, 4, 2048", "Q4_0, 2, 8192", "Q4_0, 3, 3104"})
+        "Q4_0, 3, 32", "Q4_0, 7, 288", "Q4_0, 4, 2048", "Q4_0, 2, 8192", "Q4_0, 3, 3104",
+        "Q4_K, 3, 256", "Q4_K, 5, 768", "Q4_K, 4, 2048", "Q4_K, 2, 8192", "Q4_K, 3, 3328",
+        "Q6_K, 3, 256", "Q6_K, 5, 768", "Q6_K, 4, 2048", "Q6_K, 2, 8192", "Q6_K, 3, 3328"})
     void lanesOfThe8BitDecodeKernelMatchTheReference(GgmlType type, int rows, int cols) throws Exception {
         // The block sums are exact integers on both sides: only the float combination differs.
         check(type, rows, cols, 1, 1, 2e-6);

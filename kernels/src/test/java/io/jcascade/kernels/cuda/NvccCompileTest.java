@@ -54,7 +54,7 @@ class NvccCompileTest {
             assertThat(p.waitFor()).as("nvcc on %s:%n%s", cu, log).isZero();
             String text = Files.readString(ptx);
             assertThat(text).contains(".entry attn_scores", ".entry argmax_entropy", ".entry rms_norm_q8(", ".entry rope_qk(", ".entry attn_decode(",
-                    ".entry quantize_q8(");
+                    ".entry quantize_q8(", ".entry quantize_q8k(");
             // every weight type CudaBackend accepts has the kernels it launches by name
             for (GgmlType type : GgmlType.values()) {
                 String suffix = CudaBackend.kernelSuffix(type);
@@ -66,6 +66,11 @@ class NvccCompileTest {
                 if (matvec != null) {
                     assertThat(text).as("decode kernels for %s", type).contains(".entry matvec_" + matvec + "(",
                             ".entry matvec3_" + matvec + "(", ".entry matvec_swiglu_" + matvec + "(");
+                }
+                String q8 = CudaBackend.matvecQ8Suffix(type);
+                if (q8 != null) {
+                    assertThat(text).as("8-bit decode kernels for %s", type).contains(".entry matvec_" + q8 + "(",
+                            ".entry matvec3_" + q8 + "(", ".entry matvec_swiglu_" + q8 + "(");
                 }
                 String mmq = CudaBackend.mmqSuffix(type);
                 if (mmq != null) {
