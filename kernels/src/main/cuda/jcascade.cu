@@ -727,15 +727,19 @@ quantize_q8(const float* __restrict__ x, int cols, u8* __restrict__ act) {
 }
 
 // Quantizes x[cols] (cols % 256 == 0) into the Q8_K activation layout above. One warp per 256
-// elements, lane l holding elements 8l .. 8l + 7; MV_WARPS warps a block.
+// elements, lane l holding elements 8l .. 8l + 7; MV_WARPS warps a block. For a prompt, grid y =
+// the number of tokens n, and every part is n times as long, token-major:
+// q[n][cols] | d[n][cols/256] | s[n][cols/32].
 extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP)
 quantize_q8k(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     int b = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
     if (b >= cols / 256) {
         return;
     }
+    long long t = blockIdx.y;
+    long long n = gridDim.y;
     int lane = threadIdx.x % WARP;
-    const float* xb = x + 256 * b + 8 * lane;
+    const float* xb = x + t * cols + 256 * b + 8 * lane;
     float v[8];
     float amax = -1.0f;
     float max = 0.0f;
@@ -760,7 +764,7 @@ quantize_q8k(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     }
     float iscale = amax != 0.0f ? __fdiv_rn(-127.0f, max) : 0.0f;
     int sum = 0;
-    u8* q = act + 256 * b + 8 * lane;
+    u8* q = act + t * cols + 256 * b + 8 * lane;
     for (int j = 0; j < 8; j++) {
         int qj = amax != 0.0f ? q8k_quant(v[j], iscale) : 0;
         q[j] = (u8) (signed char) qj;
@@ -770,10 +774,10 @@ quantize_q8k(const float* __restrict__ x, int cols, u8* __restrict__ act) {
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     if ((lane & 3) == 0) {
-        reinterpret_cast<int*>(act + cols + 4 * (cols / 256))[8 * b + lane / 4] = sum;
+        reinterpret_cast<int*>(act + n * cols + 4 * n * (cols / 256))[t * (cols / 32) + 8 * b + lane / 4] = sum;
     }
     if (lane == 0) {
-        reinterpret_cast<float*>(act + cols)[b] = amax != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
+        reinterpret_cast<float*>(act + n * cols)[t * (cols / 256) + b] = amax != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
     }
 }
 
@@ -990,6 +994,173 @@ __device__ void mmq_body(const u8* __restrict__ w, long long row_bytes, int rows
 
 DEFINE_MMQ(mmq_q8_0, W_Q8_0)
 DEFINE_MMQ(mmq_q4_0, W_Q4_0)
+
+// ---- prompts of K-quants on the tensor cores: Q4_K / Q6_K weights, Q8_K activations ---------
+//
+// As mmq_* above, over 32-element sub-blocks (chunk b: sub-block b % 8 of super-block b / 8),
+// with the Q8_K activations of quantize_q8k (d_x per 256, s_x per 32). Q4_K: one m16n8k32 per
+// chunk gives sum q qx, and acc += d_x (d_w sc_j C - dmin_w m_j s_x). Q6_K scales each 16
+// elements on its own, so the chunk is two m16n8k16 (the k32 fragments' halves: a0 a1 | a2 a3,
+// b0 | b1), combined in integers: acc += d_w d_x (sc_2j C_lo + sc_2j+1 C_hi). Same tiles and
+// grid as mmq_*; needs cols % 256 == 0.
+
+struct MmqKStep {
+    int a[2][4];
+    float ds[4];  // per row (g, g+8, g+16, g+24): Q4_K d_w sc_j; Q6_K d_w
+    float dm[4];  // Q4_K dmin_w m_j
+    int sc[4][2]; // Q6_K sc_2j, sc_2j+1
+    int bf[4][2];
+    float dx[4][2];
+    int sx[4][2];
+};
+
+template <int T>
+__host__ __device__ __forceinline__ void mmqk_row(const u8* row, int b, int i, int a_lo[2], float* ds, float* dm,
+                                                  int sc[2]);
+
+// Q4_K: the sub-block's nibbles at qs[32 (j / 2) ..], low for even j; 4-aligned (144-byte blocks).
+template <>
+__host__ __device__ __forceinline__ void mmqk_row<W_Q4_K>(const u8* row, int b, int i, int a[2], float* ds, float* dm,
+                                                          int sc[2]) {
+    const u8* blk = row + 144 * (b >> 3);
+    int j = b & 7;
+    const u8* qs = blk + 16 + 32 * (j >> 1) + 4 * i;
+    int shift = (j & 1) * 4;
+    a[0] = (int) ((*reinterpret_cast<const u32*>(qs) >> shift) & 0x0F0F0F0Fu);
+    a[1] = (int) ((*reinterpret_cast<const u32*>(qs + 16) >> shift) & 0x0F0F0F0Fu);
+    const u16* h = reinterpret_cast<const u16*>(blk);
+    *ds = half_bits_to_float(h[0]) * (float) k_scale(blk + 4, j);
+    *dm = half_bits_to_float(h[1]) * (float) k_min(blk + 4, j);
+    sc[0] = sc[1] = 0;
+}
+
+// Q6_K: low 4 bits from ql[64h + 32 (s % 2) ..], high 2 from qh[32h ..] (h = j / 4, s = j % 4),
+// minus 32; 2-aligned (210-byte blocks).
+template <>
+__host__ __device__ __forceinline__ void mmqk_row<W_Q6_K>(const u8* row, int b, int i, int a[2], float* ds, float* dm,
+                                                          int sc[2]) {
+    const u8* blk = row + 210 * (b >> 3);
+    int j = b & 7;
+    int h = j >> 2;
+    int s = j & 3;
+    const u8* ql = blk + 64 * h + 32 * (s & 1) + 4 * i;
+    const u8* qh = blk + 128 + 32 * h + 4 * i;
+    int lshift = s < 2 ? 0 : 4;
+    for (int half = 0; half < 2; half++) {
+        u32 l = load_u32_2aligned(ql + 16 * half);
+        u32 hb = load_u32_2aligned(qh + 16 * half);
+        a[half] = (int) minus32_bytes(((l >> lshift) & 0x0F0F0F0Fu) | (((hb >> (2 * s)) & 0x03030303u) << 4));
+    }
+    *ds = half_bits_to_float(*reinterpret_cast<const u16*>(blk + 208));
+    *dm = 0.0f;
+    const signed char* scales = reinterpret_cast<const signed char*>(blk + 192 + 2 * j);
+    sc[0] = scales[0];
+    sc[1] = scales[1];
+}
+
+template <int T>
+__host__ __device__ __forceinline__ void mmqk_load(const MmqLane& l, const float* xd, const int* xs, int nb, int b,
+                                                   int i, MmqKStep& st) {
+    for (int k = 0; k < 4; k++) {
+        int a[2];
+        mmqk_row<T>(l.wrow[k], b, i, a, &st.ds[k], &st.dm[k], st.sc[k]);
+        // rows g + 8k: fragment k / 2, its low (k even) or high rows; a[0] k 4i.., a[1] k 16+4i..
+        st.a[k >> 1][(k & 1) + 0] = a[0];
+        st.a[k >> 1][(k & 1) + 2] = a[1];
+        st.bf[k][0] = load_ro(l.xq[k] + 8 * b + i);
+        st.bf[k][1] = load_ro(l.xq[k] + 8 * b + 4 + i);
+        for (int e = 0; e < 2; e++) {
+            st.dx[k][e] = load_ro(xd + (long long) l.tok[k][e] * (nb / 8) + (b >> 3));
+            st.sx[k][e] = load_ro(xs + (long long) l.tok[k][e] * nb + b);
+        }
+    }
+}
+
+// acc += the chunk's part for A fragment f and token group j, from c32 (Q4_K: the k32 mma) or
+// c_lo, c_hi (Q6_K: the two k16 mma).
+template <int T>
+__host__ __device__ __forceinline__ void mmqk_add(float acc[4], const int c_lo[4], const int c_hi[4],
+                                                  const MmqKStep& st, int f, int j) {
+    int r[4] = {2 * f, 2 * f, 2 * f + 1, 2 * f + 1}; // C rows g, g, g+8, g+8
+    int t[4] = {0, 1, 0, 1};                        // C tokens 2i, 2i+1
+    for (int e = 0; e < 4; e++) {
+        if constexpr (T == W_Q4_K) {
+            acc[e] += st.dx[j][t[e]] * (st.ds[r[e]] * (float) c_lo[e] - st.dm[r[e]] * (float) st.sx[j][t[e]]);
+        } else {
+            acc[e] += st.ds[r[e]] * st.dx[j][t[e]] * (float) (st.sc[r[e]][0] * c_lo[e] + st.sc[r[e]][1] * c_hi[e]);
+        }
+    }
+}
+
+__device__ __forceinline__ void mma_s8_k16(int c[4], int a0, int a1, int b) {
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(b));
+}
+
+template <int T>
+__device__ void mmqk_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
+                          const u8* __restrict__ act, float* __restrict__ out, int n) {
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int r0 = blockIdx.x * MMQ_TILE + (warp & 1) * 32;
+    int t0 = blockIdx.y * MMQ_TILE + (warp >> 1) * 32;
+    if (r0 >= rows || t0 >= n) {
+        return;
+    }
+    int nb = cols / 32;
+    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (cols / 256));
+    MmqLane l = mmq_lane(w, row_bytes, rows, cols, act, n, r0, t0, lane);
+    int i = lane & 3;
+    float acc[2][4][4];
+#pragma unroll
+    for (int f = 0; f < 2; f++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                acc[f][j][e] = 0.0f;
+            }
+        }
+    }
+    for (int b = 0; b < nb; b++) {
+        MmqKStep st;
+        mmqk_load<T>(l, xd, xs, nb, b, i, st);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+#pragma unroll
+            for (int f = 0; f < 2; f++) {
+                int lo[4] = {0, 0, 0, 0};
+                int hi[4] = {0, 0, 0, 0};
+                if constexpr (T == W_Q4_K) {
+                    mma_s8(lo, st.a[f], st.bf[j]);
+                } else {
+                    mma_s8_k16(lo, st.a[f][0], st.a[f][1], st.bf[j][0]);
+                    mma_s8_k16(hi, st.a[f][2], st.a[f][3], st.bf[j][1]);
+                }
+                mmqk_add<T>(acc[f][j], lo, hi, st, f, j);
+            }
+        }
+    }
+#pragma unroll
+    for (int f = 0; f < 2; f++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[f][j]);
+        }
+    }
+}
+
+// act: the n-token Q8_K activation buffer of quantize_q8k (grid y = n).
+#define DEFINE_MMQK(name, T)                                                                           \
+    extern "C" __global__ void __launch_bounds__(MMQ_WARPS * WARP)                                     \
+    name(const u8* w, long long row_bytes, int rows, int cols, const u8* act, float* out, int n) {     \
+        mmqk_body<T>(w, row_bytes, rows, cols, act, out, n);                                           \
+    }
+
+DEFINE_MMQK(mmq_q4_k, W_Q4_K)
+DEFINE_MMQK(mmq_q6_k, W_Q6_K)
 
 // The lane's share of a row through either path: Q8 takes the activation buffer in x's place.
 template <int T, bool Q8>

@@ -206,6 +206,121 @@ static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, in
     }
 }
 
+// mma.sync.m16n8k16.s32.s8.s8.s32 for a whole warp (A: a0 row g, a1 row g + 8, k 4i..; B: b0
+// token g, k 4i..; C as for k32).
+static void emulate_mma16(const int a[WARP][2], const int b[WARP], int c[WARP][4]) {
+    int A[16][16];
+    int B[16][8];
+    for (int lane = 0; lane < WARP; lane++) {
+        int g = lane >> 2;
+        int i = lane & 3;
+        for (int e = 0; e < 4; e++) {
+            A[g][4 * i + e] = (signed char) (a[lane][0] >> (8 * e));
+            A[g + 8][4 * i + e] = (signed char) (a[lane][1] >> (8 * e));
+            B[4 * i + e][g] = (signed char) (b[lane] >> (8 * e));
+        }
+    }
+    for (int lane = 0; lane < WARP; lane++) {
+        int g = lane >> 2;
+        int i = lane & 3;
+        int rc[4][2] = {{g, 2 * i}, {g, 2 * i + 1}, {g + 8, 2 * i}, {g + 8, 2 * i + 1}};
+        for (int e = 0; e < 4; e++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) {
+                sum += A[rc[e][0]][k] * B[k][rc[e][1]];
+            }
+            c[lane][e] = sum;
+        }
+    }
+}
+
+// quantize_q8k over n tokens (grid y = n): q[n][cols] | d[n][cols/256] | s[n][cols/32].
+static std::vector<int> quantize_k_tokens(const float* x, int cols, int n) {
+    int nk = cols / 256;
+    int nb = cols / 32;
+    std::vector<int> act((size_t) n * (cols / 4 + nk + nb));
+    signed char* q = reinterpret_cast<signed char*>(act.data());
+    float* d = reinterpret_cast<float*>(act.data() + (size_t) n * cols / 4);
+    int* s = act.data() + (size_t) n * cols / 4 + (size_t) n * nk;
+    for (int t = 0; t < n; t++) {
+        std::vector<int> one = quantize_k(x + (size_t) t * cols, cols);
+        std::memcpy(q + (size_t) t * cols, one.data(), cols);
+        std::memcpy(d + (size_t) t * nk, one.data() + cols / 4, 4 * nk);
+        std::memcpy(s + (size_t) t * nb, one.data() + cols / 4 + nk, 4 * nb);
+    }
+    return act;
+}
+
+// mmqk_body, warp by warp, with the k32 (Q4_K) or the two k16 (Q6_K) mma emulated.
+template <int T>
+static void mmqk_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
+                      float* out) {
+    std::vector<int> actv = quantize_k_tokens(x, cols, n);
+    const u8* act = reinterpret_cast<const u8*>(actv.data());
+    int nb = cols / 32;
+    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (cols / 256));
+    for (int by = 0; by * MMQ_TILE < n; by++) {
+        for (int bx = 0; bx * MMQ_TILE < rows; bx++) {
+            for (int warp = 0; warp < MMQ_WARPS; warp++) {
+                int r0 = bx * MMQ_TILE + (warp & 1) * 32;
+                int t0 = by * MMQ_TILE + (warp >> 1) * 32;
+                if (r0 >= rows || t0 >= n) {
+                    continue;
+                }
+                static MmqLane l[WARP];
+                static MmqKStep st[WARP];
+                static float acc[WARP][2][4][4];
+                for (int lane = 0; lane < WARP; lane++) {
+                    l[lane] = mmq_lane(w.data(), row_bytes, rows, cols, act, n, r0, t0, lane);
+                    std::memset(acc[lane], 0, sizeof acc[lane]);
+                }
+                for (int b = 0; b < nb; b++) {
+                    for (int lane = 0; lane < WARP; lane++) {
+                        mmqk_load<T>(l[lane], xd, xs, nb, b, lane & 3, st[lane]);
+                    }
+                    for (int j = 0; j < 4; j++) {
+                        for (int f = 0; f < 2; f++) {
+                            int lo[WARP][4];
+                            int hi[WARP][4] = {};
+                            if (T == W_Q4_K) {
+                                int a[WARP][4];
+                                int bf[WARP][2];
+                                for (int lane = 0; lane < WARP; lane++) {
+                                    std::memcpy(a[lane], st[lane].a[f], sizeof a[lane]);
+                                    std::memcpy(bf[lane], st[lane].bf[j], sizeof bf[lane]);
+                                }
+                                emulate_mma(a, bf, lo);
+                            } else {
+                                for (int half = 0; half < 2; half++) {
+                                    int a[WARP][2];
+                                    int bf[WARP];
+                                    for (int lane = 0; lane < WARP; lane++) {
+                                        a[lane][0] = st[lane].a[f][2 * half];
+                                        a[lane][1] = st[lane].a[f][2 * half + 1];
+                                        bf[lane] = st[lane].bf[j][half];
+                                    }
+                                    emulate_mma16(a, bf, half == 0 ? lo : hi);
+                                }
+                            }
+                            for (int lane = 0; lane < WARP; lane++) {
+                                mmqk_add<T>(acc[lane][f][j], lo[lane], hi[lane], st[lane], f, j);
+                            }
+                        }
+                    }
+                }
+                for (int lane = 0; lane < WARP; lane++) {
+                    for (int f = 0; f < 2; f++) {
+                        for (int j = 0; j < 4; j++) {
+                            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[lane][f][j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void read_all(void* p, size_t n) {
     if (std::fread(p, 1, n, stdin) != n) {
         std::fprintf(stderr, "matvec_host_check: short input\n");
@@ -243,6 +358,8 @@ int main() {
         case 3 * W_Q6_K + 1: rows_dot<W_Q6_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
         case 3 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         case 3 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 3 * W_Q4_K + 2: mmqk_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 3 * W_Q6_K + 2: mmqk_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         default:
             std::fprintf(stderr, "matvec_host_check: no kernel for type %d on path %d\n", type, path);
             return 2;

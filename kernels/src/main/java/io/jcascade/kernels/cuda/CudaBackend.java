@@ -72,8 +72,8 @@ public final class CudaBackend implements Backend {
      */
     static final boolean MATVEC = !"false".equalsIgnoreCase(System.getProperty("jcascade.cuda.matvec", "true"));
     /**
-     * Whether prompt products of Q8_0 and Q4_0 weights run on the tensor cores ({@code mmq_*}: int8
-     * mma on activations quantized to 8 bits) where activations are 8-bit;
+     * Whether prompt products of Q8_0, Q4_0, Q4_K and Q6_K weights run on the tensor cores
+     * ({@code mmq_*}: int8 mma on activations quantized to 8 bits) where activations are 8-bit;
      * {@code -Djcascade.cuda.mma=false} keeps the float {@code matmul_*} kernels for them.
      */
     static final boolean MMA = !"false".equalsIgnoreCase(System.getProperty("jcascade.cuda.mma", "true"));
@@ -214,7 +214,7 @@ public final class CudaBackend implements Backend {
      * Opens CUDA device {@code ordinal}, choosing how products of quantized weights take their
      * activations: quantized to 8-bit blocks (true; integer dot products, the CPU's and llama.cpp's
      * default: Q8_0 blocks for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q6_K; one token of those four types,
-     * and prompts of Q8_0/Q4_0 on the tensor cores) or as floats (false; what every other product
+     * and prompts of those four on the tensor cores) or as floats (false; what every other product
      * takes).
      *
      * <pre>{@code
@@ -593,7 +593,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * Whether a product of {@code type} over {@code nTokens} tokens takes 8-bit activations on this
-     * backend (one token: {@link #decodesWithInt8}; a prompt: Q8_0 and Q4_0 on the tensor cores);
+     * backend (one token: {@link #decodesWithInt8}; a prompt: Q8_0, Q4_0, Q4_K and Q6_K on the
+     * tensor cores);
      * else float ones. Tests pick their reference by it:
      *
      * <pre>{@code
@@ -610,7 +611,7 @@ public final class CudaBackend implements Backend {
     /** The name ending of the tensor-core prompt kernel {@code mmq_*} of {@code type}; null where it has none. */
     static String mmqSuffix(GgmlType type) {
         return switch (type) {
-            case Q8_0, Q4_0 -> kernelSuffix(type);
+            case Q8_0, Q4_0, Q4_K, Q6_K -> kernelSuffix(type);
             default -> null;
         };
     }
@@ -637,13 +638,27 @@ public final class CudaBackend implements Backend {
         if (!suffix.endsWith("_q8")) {
             return x.ptr;
         }
-        if (suffix.startsWith("q4_k") || suffix.startsWith("q6_k")) {
-            // Q8_K, a layout of its own (d per 256, sums per 32), in a buffer of its own
-            long act = activationsK.atLeast(cols + 4L * (cols / 256) + 4L * (cols / 32));
-            launch("quantize_q8k", ceilDiv(cols / 256, MV_WARPS), 1, 1, MV_WARPS * 32, x.ptr, cols, act);
-            return act;
+        boolean k = suffix.startsWith("q4_k") || suffix.startsWith("q6_k");
+        return quantizedFor(k ? GgmlType.Q4_K : GgmlType.Q8_0, x, cols, 1);
+    }
+
+    /** Whether {@code type}'s 8-bit kernels take Q8_K activations (else Q8_0 ones). */
+    private static boolean takesQ8K(GgmlType type) {
+        return type == GgmlType.Q4_K || type == GgmlType.Q6_K;
+    }
+
+    /**
+     * {@code nTokens} rows of {@code x} in the 8-bit layout {@code type}'s kernels read: Q8_K
+     * ({@code quantize_q8k}, in a buffer of its own: {@code q[n][cols] | d[n][cols/256] |
+     * s[n][cols/32]}) for the K-quants, else Q8_0 ({@link #quantized}).
+     */
+    private long quantizedFor(GgmlType type, CudaTensor x, int cols, int nTokens) {
+        if (!takesQ8K(type)) {
+            return quantized(x, cols, nTokens);
         }
-        return quantized(x, cols, 1);
+        long act = activationsK.atLeast((long) nTokens * (cols + 4L * (cols / 256) + 4L * (cols / 32)));
+        launch("quantize_q8k", ceilDiv(cols / 256, MV_WARPS), nTokens, 1, MV_WARPS * 32, x.ptr, cols, act);
+        return act;
     }
 
     /**
@@ -831,7 +846,7 @@ public final class CudaBackend implements Backend {
         }
         if (nTokens > 1 && multipliesWithInt8(m.type, nTokens)) {
             // the 4-byte fragment loads need cols % 32 == 0, which every Q8_0/Q4_0 row has
-            mmq(m, quantized(xs, m.cols, nTokens), os, nTokens);
+            mmq(m, quantizedFor(m.type, xs, m.cols, nTokens), os, nTokens);
             return;
         }
         launch("matmul_" + kernelSuffix(m.type), ceilDiv(m.rows, MM_WARPS), ceilDiv(nTokens, MM_TOKENS), 1,
@@ -939,7 +954,7 @@ public final class CudaBackend implements Backend {
             CudaTensor ys = tensor(y);
             checkRange(xs, 0, nTokens * m.cols);
             checkRange(ys, 0, nTokens * m.rows);
-            mmq(m, quantized(xs, m.cols, nTokens), ts, nTokens);
+            mmq(m, quantizedFor(m.type, xs, m.cols, nTokens), ts, nTokens);
             long n = (long) nTokens * m.rows;
             launch("add", Math.toIntExact(ceilDiv(n, 256)), 1, 1, 256, ts.ptr, ys.ptr, n);
             return;
@@ -982,10 +997,11 @@ public final class CudaBackend implements Backend {
         CudaWeight c = weight(wv);
         String matvec = decodeSuffix(a.type);
         if (nTokens > 1 && multipliesWithInt8(a.type, nTokens) && multipliesWithInt8(b.type, nTokens)
-                && multipliesWithInt8(c.type, nTokens) && b.cols == a.cols && c.cols == a.cols) {
+                && multipliesWithInt8(c.type, nTokens) && b.cols == a.cols && c.cols == a.cols
+                && takesQ8K(b.type) == takesQ8K(a.type) && takesQ8K(c.type) == takesQ8K(a.type)) {
             CudaTensor xs = tensor(x);
             checkRange(xs, 0, nTokens * a.cols);
-            long act = quantized(xs, a.cols, nTokens);
+            long act = quantizedFor(a.type, xs, a.cols, nTokens);
             mmq(a, act, tensor(q), nTokens);
             mmq(b, act, tensor(k), nTokens);
             mmq(c, act, tensor(v), nTokens);
@@ -1020,12 +1036,12 @@ public final class CudaBackend implements Backend {
         CudaWeight u = weight(up);
         String matvec = decodeSuffix(g.type);
         if (nTokens > 1 && multipliesWithInt8(g.type, nTokens) && multipliesWithInt8(u.type, nTokens)
-                && u.rows == g.rows && u.cols == g.cols) {
+                && u.rows == g.rows && u.cols == g.cols && takesQ8K(u.type) == takesQ8K(g.type)) {
             CudaTensor xs = tensor(x);
             CudaTensor os = tensor(out);
             CudaTensor us = tensor(upOut);
             checkRange(xs, 0, nTokens * g.cols);
-            long act = quantized(xs, g.cols, nTokens);
+            long act = quantizedFor(g.type, xs, g.cols, nTokens);
             mmq(g, act, os, nTokens);
             mmq(u, act, us, nTokens);
             long n = (long) nTokens * g.rows;

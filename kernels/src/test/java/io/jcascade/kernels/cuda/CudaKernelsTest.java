@@ -128,6 +128,9 @@ class CudaKernelsTest {
         // a block's 8 warps, and the unrolled lane loop with and without a tail
         "Q8_0, 61, 2048, 1", "Q8_0, 20, 8192, 1", "Q4_0, 61, 2048, 1", "Q4_0, 20, 8192, 1",
         "Q4_K, 61, 2048, 1", "Q4_K, 20, 8192, 1", "Q6_K, 61, 2048, 1", "Q6_K, 20, 3328, 1",
+        // prompts on the tensor cores (mmq_*): partial 64 x 64 tiles, Llama widths, 512 tokens
+        "Q8_0, 130, 2048, 70", "Q4_0, 200, 2048, 65", "Q4_0, 64, 512, 512", "Q8_0, 17, 8192, 9",
+        "Q4_K, 130, 2048, 70", "Q6_K, 70, 768, 65", "Q4_K, 64, 512, 300", "Q6_K, 17, 2048, 9",
     })
     void matmulMatchesTheCpu(GgmlType type, int rows, int cols, int nTokens) {
         WeightMatrix m = randomMatrix(type, rows, cols);
@@ -420,7 +423,7 @@ class CudaKernelsTest {
 
     @ParameterizedTest(name = "{0} {1} columns, {2} tokens")
     @CsvSource({"Q8_0, 512, 1", "Q4_0, 2048, 1", "Q4_K, 2048, 1", "Q6_K, 768, 1", "F16, 256, 1", "Q4_0, 512, 3",
-        "Q8_0, 2048, 3"})
+        "Q8_0, 2048, 3", "Q4_K, 512, 5", "Q6_K, 256, 70"})
     void fusedProjectionsMatchTheCpu(GgmlType type, int cols, int nTokens) {
         // q, k, v as in grouped-query attention (k and v narrower), gate and up of one width
         int[] rows = {96, 40, 40};

@@ -82,6 +82,8 @@ class MatvecHostCheckTest {
         // out), several tiles both ways, and Llama widths
         "Q8_0, 64, 32, 64", "Q8_0, 5, 64, 3", "Q8_0, 70, 288, 33", "Q8_0, 129, 96, 130", "Q8_0, 40, 2048, 17",
         "Q4_0, 64, 32, 64", "Q4_0, 5, 64, 3", "Q4_0, 70, 288, 33", "Q4_0, 129, 96, 130", "Q4_0, 40, 2048, 17",
+        "Q4_K, 64, 256, 64", "Q4_K, 5, 512, 3", "Q4_K, 70, 768, 33", "Q4_K, 129, 256, 70",
+        "Q6_K, 64, 256, 64", "Q6_K, 5, 512, 3", "Q6_K, 70, 768, 33", "Q6_K, 129, 256, 70",
     })
     void lanesOfThePromptKernelMatchTheReference(GgmlType type, int rows, int cols, int tokens) throws Exception {
         // Exact integer block sums on both sides, as for the 8-bit decode kernels.
