@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -92,17 +93,24 @@ final class QuantizeCommand implements Callable<Integer> {
                 int rows = Math.toIntExact(t.rowCount());
                 WeightMatrix src = new WeightMatrix(t.type(), t.data(), rows, cols);
                 w.addTensor(t.name(), target, t.shape(), out2 -> {
-                    float[] x = new float[cols];
-                    byte[] q = new byte[Math.toIntExact(target.rowBytes(cols))];
-                    ByteBuffer qb = ByteBuffer.wrap(q);
-                    for (int r = 0; r < rows; r++) {
-                        decode.dequantizeRow(src, r, x, 0);
-                        Quantizer.quantizeRow(target, x, 0, cols, q, 0);
-                        qb.clear();
+                    // Rows are quantized independently: a chunk of them on all cores, then written
+                    // in order, so the file is the same bytes as one row at a time.
+                    int rowBytes = Math.toIntExact(target.rowBytes(cols));
+                    int chunk = Math.max(1, Math.min(rows, (8 << 20) / rowBytes));
+                    byte[] q = new byte[chunk * rowBytes];
+                    for (int r0 = 0; r0 < rows; r0 += chunk) {
+                        int first = r0;
+                        int n = Math.min(chunk, rows - r0);
+                        IntStream.range(0, n).parallel().forEach(i -> {
+                            float[] x = new float[cols];
+                            decode.dequantizeRow(src, first + i, x, 0);
+                            Quantizer.quantizeRow(target, x, 0, cols, q, i * rowBytes);
+                        });
+                        ByteBuffer qb = ByteBuffer.wrap(q, 0, n * rowBytes);
                         while (qb.hasRemaining()) {
                             out2.write(qb);
                         }
-                        bar.update((int) done.incrementAndGet());
+                        bar.update((int) done.addAndGet(n));
                     }
                 });
             }

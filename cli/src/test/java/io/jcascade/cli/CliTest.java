@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** The command line end to end, in process, on the embedded models. */
 class CliTest {
@@ -123,5 +125,21 @@ class CliTest {
         Run badShape = run("synth", "--shape", "llama9", out.toString());
         assertThat(badShape.exit()).isEqualTo(1);
         assertThat(badShape.err()).startsWith("jcascade: error: unknown shape \"llama9\"").contains("llama3-1b");
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({
+        // SHA-256 of the files the row-at-a-time writer and quantizer made (before rows were made
+        // and quantized on all cores): a synthetic model is the same bytes on any machine, so a
+        // benchmark of "synthetic llama3-8b Q4_0" means one file
+        "phi3-tiny, F16, f92666f02debe48efdc41797d20fb1729341ba5981d9d3d3efce5c20347b9292",
+        "llama3-tiny, Q4_K_M, 75660c6781cf08ac748ddd6d3b7023040d0bb022980007f920e17c80c8823405",
+    })
+    void synthIsTheSameBytesEverywhere(String shape, String type, String sha256, @TempDir Path dir) throws Exception {
+        Path out = dir.resolve("m.gguf");
+        Run synth = run("synth", "--shape", shape, "--type", type, out.toString());
+        assertThat(synth.exit()).as(synth.err()).isZero();
+        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
+        assertThat(java.util.HexFormat.of().formatHex(digest)).isEqualTo(sha256);
     }
 }

@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.SplittableRandom;
 import java.util.function.LongConsumer;
+import java.util.stream.IntStream;
 
 /**
  * Writes a GGUF model with random weights and the exact tensor names, shapes and metadata of a
@@ -51,7 +52,10 @@ import java.util.function.LongConsumer;
  */
 public final class SyntheticModel {
 
-    /** Encodes one row of floats into the bytes of a tensor type (a quantizer for quantized types). */
+    /**
+     * Encodes one row of floats into the bytes of a tensor type (a quantizer for quantized types).
+     * Rows are encoded on several threads at once, so an encoder keeps no state between calls.
+     */
     public interface RowEncoder {
         GgmlType type();
 
@@ -346,19 +350,23 @@ public final class SyntheticModel {
         float half = std * (float) Math.sqrt(3); // uniform on [-half, half] has this standard deviation
         long tensorSeed = mix(seed, index, 0);
         w.addTensor(name, enc.type(), new long[] {cols, rows}, (WritableByteChannel out) -> {
-            int rowsPerChunk = (int) Math.max(1, Math.min(rows, (4 << 20) / rowBytes));
+            int rowsPerChunk = (int) Math.max(1, Math.min(rows, (8 << 20) / rowBytes));
             ByteBuffer buf = ByteBuffer.allocate((int) (rowsPerChunk * rowBytes)).order(ByteOrder.LITTLE_ENDIAN);
-            float[] row = new float[cols];
             for (int r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+                int first = r0;
                 int n = Math.min(rowsPerChunk, rows - r0);
                 buf.clear();
-                for (int r = r0; r < r0 + n; r++) {
+                // Each row has its own seed, so rows are made on all cores and the bytes do not
+                // depend on how many there are.
+                IntStream.range(first, first + n).parallel().forEach(r -> {
                     SplittableRandom rnd = new SplittableRandom(tensorSeed ^ (r * 0x9E3779B97F4A7C15L));
+                    float[] row = new float[cols];
                     for (int c = 0; c < cols; c++) {
                         row[c] = (float) (2 * rnd.nextDouble() - 1) * half;
                     }
-                    enc.encode(row, buf);
-                }
+                    enc.encode(row, buf.slice((int) ((r - first) * rowBytes), (int) rowBytes).order(ByteOrder.LITTLE_ENDIAN));
+                });
+                buf.position((int) (n * rowBytes));
                 buf.flip();
                 long bytes = buf.remaining();
                 while (buf.hasRemaining()) {
