@@ -115,6 +115,27 @@ public interface Backend extends AutoCloseable {
     /** Copies {@code length} floats from {@code src[srcOffset..]} to {@code dst[dstOffset..]}. */
     void read(Tensor src, int srcOffset, float[] dst, int dstOffset, int length);
 
+    /**
+     * The index of the largest of the first {@code n} floats of {@code x} (the lowest index among
+     * equals): the greedy token of a row of logits. The default reads them back; a device backend
+     * finds it where they are, so that one int crosses the bus instead of the logits.
+     *
+     * <pre>{@code
+     * int next = backend.argmax(logits, vocabSize);
+     * }</pre>
+     */
+    default int argmax(Tensor x, int n) {
+        float[] v = new float[n];
+        read(x, 0, v, 0, n);
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
     /** Writes the rows {@code tokens[0..n)} of the embedding table into {@code out}, dequantized. */
     void embed(Weight table, int[] tokens, int n, Tensor out);
 

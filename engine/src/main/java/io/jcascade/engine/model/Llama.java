@@ -327,6 +327,27 @@ public final class Llama {
      * batches of the state's size, and writes the logits of the last one into {@code logits}.
      */
     public void forward(State s, int[] tokens, int n, int startPos, float[] logits) {
+        logitsOfLast(s, tokens, n, startPos);
+        backend.read(s.logits, 0, logits, 0, config.vocabSize());
+    }
+
+    /**
+     * As {@link #forward}, but returns the greedy next token (the largest logit, the lowest id
+     * among equals) and leaves the logits on the backend: on a GPU one int crosses the bus, not
+     * the vocabulary's logits. For benchmarks and greedy decoding that needs no signals.
+     *
+     * <pre>{@code
+     * int next = model.forwardGreedy(state, prompt, prompt.length, 0);
+     * next = model.forwardGreedy(state, new int[] {next}, 1, prompt.length);
+     * }</pre>
+     */
+    public int forwardGreedy(State s, int[] tokens, int n, int startPos) {
+        logitsOfLast(s, tokens, n, startPos);
+        return backend.argmax(s.logits, config.vocabSize());
+    }
+
+    /** Runs the tokens through the model and leaves the last one's logits in {@code s.logits}. */
+    private void logitsOfLast(State s, int[] tokens, int n, int startPos) {
         if (startPos + n > s.capacity()) {
             throw new IllegalArgumentException("positions up to " + (startPos + n) + " do not fit the KV cache of "
                     + s.capacity());
@@ -346,7 +367,6 @@ public final class Llama {
         backend.copyRow(s.x, lastRow, s.last, c.dim());
         backend.rmsNorm(s.last, outputNorm, s.last, 1, c.rmsEps());
         backend.matmul(output, s.last, s.logits, 1);
-        backend.read(s.logits, 0, logits, 0, c.vocabSize());
     }
 
     /**

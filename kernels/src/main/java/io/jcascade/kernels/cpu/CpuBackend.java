@@ -145,6 +145,19 @@ public final class CpuBackend implements Backend {
         System.arraycopy(data(src), srcOffset, dst, dstOffset, length);
     }
 
+    /** In place: no copy of the logits. */
+    @Override
+    public int argmax(Tensor x, int n) {
+        float[] v = data(x);
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
     @Override
     public void embed(Weight table, int[] tokens, int n, Tensor out) {
         CpuWeight w = (CpuWeight) table;
