@@ -1413,25 +1413,32 @@ rms_norm_q8(const float* x, const float* __restrict__ weight, float* out, int n,
 // Normal mode rotates (x[2i], x[2i+1]); NeoX (x[i], x[i + dims/2]). factors may be null.
 // One thread per (token, head, pair).
 
-// Rotates pair i of head h of token t (x: [t][n_heads][head_dim]).
-__device__ __forceinline__ void rope_pair(float* x, int n_heads, int head_dim, int half, int i, int h, int t,
-                                          int start_pos, float theta_scale, const float* factors, int neox,
-                                          float freq_scale, float mscale) {
-    float theta = (float) (start_pos + t);
+// Rotates pair i of one head (base: its head_dim floats) at position pos. The rotation's products
+// and sums are rounded one by one (no fused multiply-add), as the CPU's float arithmetic.
+__device__ __forceinline__ void rope_rotate(float* base, int half, int i, int pos, float theta_scale,
+                                            const float* factors, int neox, float freq_scale, float mscale) {
+    float theta = (float) pos;
     for (int k = 0; k < i; k++) {
-        theta *= theta_scale;
+        theta = __fmul_rn(theta, theta_scale);
     }
     float angle = __fmul_rn(freq_scale, factors != 0 ? __fdiv_rn(theta, factors[i]) : theta);
     // as ggml's rope_yarn: cos and sin rounded to float, then times the magnitude scale (attn_factor)
     float c = __fmul_rn((float) cos((double) angle), mscale);
     float s = __fmul_rn((float) sin((double) angle), mscale);
-    float* base = x + ((long long) t * n_heads + h) * head_dim;
     int a = neox ? i : 2 * i;
     int b = neox ? i + half : 2 * i + 1;
     float x0 = base[a];
     float x1 = base[b];
-    base[a] = x0 * c - x1 * s;
-    base[b] = x0 * s + x1 * c;
+    base[a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    base[b] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+}
+
+// Rotates pair i of head h of token t (x: [t][n_heads][head_dim]).
+__device__ __forceinline__ void rope_pair(float* x, int n_heads, int head_dim, int half, int i, int h, int t,
+                                          int start_pos, float theta_scale, const float* factors, int neox,
+                                          float freq_scale, float mscale) {
+    rope_rotate(x + ((long long) t * n_heads + h) * head_dim, half, i, start_pos + t, theta_scale, factors, neox,
+                freq_scale, mscale);
 }
 
 extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
@@ -1627,8 +1634,10 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float*
 extern "C" __global__ void __launch_bounds__(256)
 attn_decode(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
             u16* __restrict__ keys, u16* __restrict__ values, float* __restrict__ out, int n_heads, int n_kv_heads,
-            int head_dim, int start_pos, float q_scale, float scale, u8* __restrict__ act) {
+            int head_dim, int start_pos, float q_scale, float scale, u8* __restrict__ act, int rope_dims,
+            float theta_scale, const float* factors, int neox, float freq_scale, float mscale) {
     __shared__ float qh[ATT_MAX_HEAD_DIM];
+    __shared__ float kh[ATT_MAX_HEAD_DIM];
     __shared__ float w[ATT_FUSED_MAX];
     __shared__ float maxes[32];
     __shared__ double sums[32];
@@ -1639,10 +1648,25 @@ attn_decode(const float* __restrict__ q, const float* __restrict__ k, const floa
     const float* qr = q + (long long) h * head_dim;
     bool stores = h % (n_heads / n_kv_heads) == 0;
     long long last = (long long) start_pos * kv_dim + kv_off;
+    // The query head and the new key of its KV head, rotated here when rope_dims > 0 (what
+    // rope_qk would have done to q and k, in the same float operations).
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        qh[d] = round_half(qr[d] * q_scale);
+        qh[d] = qr[d];
+        kh[d] = k[kv_off + d];
+    }
+    __syncthreads();
+    if (rope_dims > 0) {
+        int half = rope_dims / 2;
+        for (int i = threadIdx.x; i < 2 * half; i += blockDim.x) {
+            rope_rotate(i < half ? qh : kh, half, i < half ? i : i - half, start_pos, theta_scale, factors, neox,
+                        freq_scale, mscale);
+        }
+        __syncthreads();
+    }
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        qh[d] = round_half(qh[d] * q_scale);
         if (stores) {
-            keys[last + d] = float_to_half(k[kv_off + d]);
+            keys[last + d] = float_to_half(kh[d]);
             values[last + d] = float_to_half(v[kv_off + d]);
         }
     }
@@ -1653,7 +1677,7 @@ attn_decode(const float* __restrict__ q, const float* __restrict__ k, const floa
         const u16* kr = keys + (long long) s * kv_dim + kv_off;
         float acc = 0.0f;
         for (int d = lane; d < head_dim; d += WARP) {
-            float kd = s < start_pos ? half_to_float(kr[d]) : round_half(k[kv_off + d]);
+            float kd = s < start_pos ? half_to_float(kr[d]) : round_half(kh[d]);
             acc = fmaf(qh[d], kd, acc);
         }
         acc = warp_sum(acc);

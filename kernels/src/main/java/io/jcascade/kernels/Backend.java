@@ -172,6 +172,21 @@ public interface Backend extends AutoCloseable {
     void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads, int nKvHeads,
             int headDim, int startPos, int nTokens, float qScale, float kqScale);
 
+    /**
+     * {@link #ropeQk} then {@link #attention(Tensor, Tensor, Tensor, KvCache, int, Tensor, int, int, int, int, int, float, float)}
+     * (the default), which a backend may do in one pass; {@code q} and {@code k} are scratch
+     * afterwards (rotated, or left as they were where the rotation happened inside).
+     *
+     * <pre>{@code
+     * backend.ropeAndAttention(q, k, v, cache, layer, att, heads, kvHeads, headDim, rope, pos, n, 1f, kqScale);
+     * }</pre>
+     */
+    default void ropeAndAttention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
+            int nKvHeads, int headDim, Rope rope, int startPos, int nTokens, float qScale, float kqScale) {
+        ropeQk(q, nHeads, k, nKvHeads, headDim, rope, startPos, nTokens);
+        attention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, startPos, nTokens, qScale, kqScale);
+    }
+
     /** {@code out = silu(gate) * up} over {@code n} floats. */
     void swiglu(Tensor gate, Tensor up, Tensor out, int n);
 

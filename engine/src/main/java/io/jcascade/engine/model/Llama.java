@@ -384,9 +384,8 @@ public final class Llama {
             // Attention block.
             backend.rmsNorm(s.x, L.attnNorm(), s.xb, n, c.rmsEps());
             backend.matmulQkv(L.wq(), L.wk(), L.wv(), s.xb, s.q, s.k, s.v, n);
-            backend.ropeQk(s.q, c.heads(), s.k, c.kvHeads(), c.headDim(), rope, pos, n);
-            backend.attention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), pos, n,
-                    qScale, kqScale);
+            backend.ropeAndAttention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), rope,
+                    pos, n, qScale, kqScale);
             backend.matmulAdd(L.wo(), s.att, s.xb, s.x, n); // x += wo . att
             if (last && l == layers.length - 1 && n > 1) {
                 backend.copyRow(s.x, n - 1, s.x, dim);

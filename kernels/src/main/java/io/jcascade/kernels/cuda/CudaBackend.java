@@ -886,7 +886,33 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out,
             int nHeads, int nKvHeads, int headDim, int startPos, int nTokens, float qScale, float kqScale) {
+        attention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, null, startPos, nTokens, qScale, kqScale);
+    }
+
+    /** One token over up to 1024 positions: RoPE inside {@code attn_decode}; else {@code rope_qk}, then attention. */
+    @Override
+    public synchronized void ropeAndAttention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out,
+            int nHeads, int nKvHeads, int headDim, Rope rope, int startPos, int nTokens, float qScale, float kqScale) {
+        if (!oneKernelAttention(startPos, nTokens)) {
+            Backend.super.ropeAndAttention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, rope, startPos, nTokens,
+                    qScale, kqScale);
+            return;
+        }
+        attention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, rope, startPos, nTokens, qScale, kqScale);
+    }
+
+    private boolean oneKernelAttention(int startPos, int nTokens) {
+        return nTokens == 1 && startPos + 1 <= Math.min(fusedAttentionMax, ATT_FUSED_MAX);
+    }
+
+    /** Attention; {@code rope} non-null only where {@link #oneKernelAttention} holds (the kernel rotates q and k). */
+    private void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
+            int nKvHeads, int headDim, Rope rope, int startPos, int nTokens, float qScale, float kqScale) {
         enter();
+        if (rope != null && !oneKernelAttention(startPos, nTokens)) {
+            throw new IllegalStateException("RoPE inside attention is for one token over up to "
+                    + ATT_FUSED_MAX + " positions");
+        }
         CudaKvCache c = (CudaKvCache) cache;
         int kvDim = nKvHeads * headDim;
         if (startPos + nTokens > c.capacity) {
@@ -913,9 +939,12 @@ public final class CudaBackend implements Backend {
         // output quantizes it too, a warp's 32 outputs being one block (see quantized()).
         long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
                 ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
-        if (nTokens == 1 && maxLen <= Math.min(fusedAttentionMax, ATT_FUSED_MAX)) {
+        if (oneKernelAttention(startPos, nTokens)) {
             launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, ks.ptr, vs.ptr, keys, values, os.ptr, nHeads, nKvHeads,
-                    headDim, startPos, qScale, kqScale, act);
+                    headDim, startPos, qScale, kqScale, act, rope == null ? 0 : rope.dims(),
+                    rope == null ? 0f : ropeThetaScale(rope), rope == null ? 0L : ropeFactorsOnDevice(rope),
+                    rope != null && rope.neox() ? 1 : 0, rope == null ? 1f : rope.freqScale(),
+                    rope == null ? 1f : rope.attnFactor());
             if (act != 0) {
                 markQuantized(os, cols, nTokens);
             }

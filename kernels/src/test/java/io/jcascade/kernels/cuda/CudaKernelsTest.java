@@ -315,6 +315,54 @@ class CudaKernelsTest {
         assertThat(outs[1]).containsExactly(outs[0]);
     }
 
+    @ParameterizedTest(name = "neox={0}, factors={1}, rope dims {2}, decoding at {3}")
+    @CsvSource({"false, false, 64, 0", "true, false, 64, 300", "false, true, 32, 77", "true, true, 48, 1000"})
+    void ropeInsideAttentionIsRopeThenAttentionToTheBit(boolean neox, boolean factors, int dims, int pos) {
+        // Two decode steps through ropeAndAttention: RoPE inside attn_decode against rope_qk and the
+        // chunked kernels (fusedAttentionMax = 0); the second step reads the rotated key the first stored.
+        int nHeads = 4;
+        int nKvHeads = 2;
+        int headDim = 64;
+        int qDim = nHeads * headDim;
+        int kvDim = nKvHeads * headDim;
+        float[] ff = null;
+        if (factors) {
+            ff = new float[dims / 2];
+            for (int i = 0; i < ff.length; i++) {
+                ff[i] = 1 + rnd.nextFloat() * 7;
+            }
+        }
+        Backend.Rope rope = new Backend.Rope(dims, 10000f, ff, neox, 1f, factors ? 1.19f : 1f);
+        float[] k0 = gaussian((pos + 2) * kvDim, 1.0);
+        float[] v0 = gaussian((pos + 2) * kvDim, 1.0);
+        float[] q = gaussian(2 * qDim, 1.0);
+        float[][] outs = new float[2][];
+        for (int fused = 0; fused < 2; fused++) {
+            gpu.fusedAttentionMax = fused == 1 ? 1024 : 0;
+            try {
+                Backend.KvCache cache = gpu.kvCache(1, pos + 2, kvDim);
+                if (pos > 0) {
+                    gpu.attention(onGpu(gaussian(pos * qDim, 1.0)), onGpu(java.util.Arrays.copyOf(k0, pos * kvDim)),
+                            onGpu(java.util.Arrays.copyOf(v0, pos * kvDim)), cache, 0, gpu.tensor(pos * qDim), nHeads,
+                            nKvHeads, headDim, 0, pos);
+                }
+                outs[fused] = new float[2 * qDim];
+                for (int step = 0; step < 2; step++) {
+                    int p = pos + step;
+                    Tensor out = poisoned(qDim);
+                    gpu.ropeAndAttention(onGpu(java.util.Arrays.copyOfRange(q, step * qDim, (step + 1) * qDim)),
+                            onGpu(java.util.Arrays.copyOfRange(k0, p * kvDim, (p + 1) * kvDim)),
+                            onGpu(java.util.Arrays.copyOfRange(v0, p * kvDim, (p + 1) * kvDim)), cache, 0, out, nHeads,
+                            nKvHeads, headDim, rope, p, 1, 1f, 0.125f);
+                    System.arraycopy(read(gpu, out, qDim), 0, outs[fused], step * qDim, qDim);
+                }
+            } finally {
+                gpu.fusedAttentionMax = 1024;
+            }
+        }
+        assertThat(outs[1]).containsExactly(outs[0]);
+    }
+
     @ParameterizedTest(name = "{0}, heads {1} x {2}, {3} tokens at {4}")
     @CsvSource({"Q8_0, 4, 64, 1, 0", "Q4_0, 4, 64, 1, 300", "Q4_0, 2, 128, 5, 0", "Q8_0, 2, 96, 1, 140",
         "Q4_0, 2, 64, 1, 1100", "Q8_0, 2, 64, 3, 300"}) // one kernel (decode), one chunk, chunks and attn_reduce
