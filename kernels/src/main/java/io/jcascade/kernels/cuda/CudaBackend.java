@@ -377,7 +377,7 @@ public final class CudaBackend implements Backend {
      * the next call the host waits on ({@link #read}, {@link #argmaxEntropy}, ...) ends it; the
      * step's kernels then run as one graph launch, the graph of the previous step updated in place
      * (cuGraphExecUpdate: the same kernels in the same order, with their new arguments and grids)
-     * or instantiated anew. It saves the driver's cost per launch, some 10 launches per layer.
+     * or instantiated anew. It saves the driver's cost per launch, some 8 launches per layer.
      * Ignored where the driver has no graph API.
      *
      * <pre>{@code
