@@ -1628,14 +1628,18 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ partial, float*
 // query head of each KV head writes them to the cache, and every head reads the new position from
 // k and v (rounded to half as the cache would hold them), so no block waits for another. Three
 // launches fewer per layer, where a 1B model's step is mostly launches.
-// act: as attn_values's. Grid: x = n_heads. Block: 256.
+// act: as attn_values's. pos_dev: where a CUDA graph keeps the step's position, or 0 to take
+// start_pos_arg. Grid: x = n_heads. Block: 256.
 #define ATT_FUSED_MAX 1024
 
 extern "C" __global__ void __launch_bounds__(256)
 attn_decode(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
             u16* __restrict__ keys, u16* __restrict__ values, float* __restrict__ out, int n_heads, int n_kv_heads,
-            int head_dim, int start_pos, float q_scale, float scale, u8* __restrict__ act, int rope_dims,
-            float theta_scale, const float* factors, int neox, float freq_scale, float mscale) {
+            int head_dim, int start_pos_arg, float q_scale, float scale, u8* __restrict__ act,
+            const int* __restrict__ pos_dev, int rope_dims, float theta_scale, const float* factors, int neox,
+            float freq_scale, float mscale) {
+    // pos_dev: the position in device memory (a decode step replayed as a CUDA graph), else the argument
+    int start_pos = pos_dev != 0 ? *pos_dev : start_pos_arg;
     __shared__ float qh[ATT_MAX_HEAD_DIM];
     __shared__ float kh[ATT_MAX_HEAD_DIM];
     __shared__ float w[ATT_FUSED_MAX];

@@ -101,6 +101,9 @@ class CudaSyntheticAgreementTest {
                     assertThat(graphed.get(step)).as("%s %s step %d with CUDA graphs", shapeName, type, step)
                             .containsExactly(got.get(step));
                 }
+                // every one-token step after the first replays the graph the first one captured
+                long steps = (int8 ? PROMPT : 0) + GENERATED - 1;
+                assertThat(gpu.graphLaunches()).as("replays, captures").containsExactly(steps - 1, 1L);
             }
             for (int step = 0; step < GENERATED; step++) {
                 float[] w = want.get(step);

@@ -137,11 +137,30 @@ public final class CudaBackend implements Backend {
      * outgrew while it was captured (freed once the graph has run).
      */
     private boolean graphs;
+    /** A decode step is being recorded ({@link #stepOps}), to be replayed or captured when it ends. */
     private boolean capturing;
     private MemorySegment graphExec;
+    /** The stream operations of the step being recorded, and those of the graph in {@link #graphExec}. */
+    private final List<StepOp> stepOps = new ArrayList<>();
+    private List<StepOp> graphOps = List.of();
+    /** The step's token and position, written to the device ({@code ids}, {@link #stepPosition}) before each graph launch. */
+    private int stepToken;
+    private int stepPos;
+    private long stepIds;
+    private long stepPosition;
+    private long graphReplays;
+    private long graphCaptures;
     private final List<Long> freeAfterCapture = new ArrayList<>();
     private MemorySegment hostStaging;
     private boolean closed;
+
+    /** One stream operation of a recorded decode step: a kernel launch or a device-to-device copy. */
+    private sealed interface StepOp permits LaunchOp, CopyOp {}
+
+    /** A launch; {@code args} are the boxed Long / Integer / Float arguments, compared by value. */
+    private record LaunchOp(String name, int gx, int gy, int gz, int block, List<Object> args) implements StepOp {}
+
+    private record CopyOp(long dst, long src, long bytes) implements StepOp {}
 
     /** Result of {@link #argmaxEntropy}: the greedy token, the entropy (natural log) and the greedy token's probability. */
     public record TokenChoice(int token, double entropy, double probability) {}
@@ -340,6 +359,14 @@ public final class CudaBackend implements Backend {
         if (gx == 0 || gy == 0 || gz == 0) {
             return;
         }
+        if (capturing) {
+            stepOps.add(new LaunchOp(name, gx, gy, gz, block, List.of(args)));
+            return;
+        }
+        issue(name, gx, gy, gz, block, args);
+    }
+
+    private void issue(String name, int gx, int gy, int gz, int block, Object... args) {
         for (int i = 0; i < args.length; i++) {
             long off = 8L * i;
             switch (args[i]) {
@@ -373,11 +400,14 @@ public final class CudaBackend implements Backend {
 
     /**
      * Turns decode graphs on or off (default: the system property {@code jcascade.cuda.graphs},
-     * off). With graphs on, a one-token {@link #embed} begins a stream capture of the step and
-     * the next call the host waits on ({@link #read}, {@link #argmaxEntropy}, ...) ends it; the
-     * step's kernels then run as one graph launch, the graph of the previous step updated in place
-     * (cuGraphExecUpdate: the same kernels in the same order, with their new arguments and grids)
-     * or instantiated anew. It saves the driver's cost per launch, some 8 launches per layer.
+     * off). With graphs on, a one-token {@link #embed} begins the recording of a decode step (its
+     * launches and copies are kept, not issued) and the next call the host waits on
+     * ({@link #read}, {@link #argmaxEntropy}, ...) ends it. The step's token and position go to
+     * device memory, where its kernels read them, so consecutive steps (up to 1024 positions, the
+     * one-kernel attention) record the very same operations: the graph held from the first is
+     * launched again as it is, one {@code cuGraphLaunch} a token and no driver call per kernel. A
+     * step that differs (another length, a buffer that grew) is captured into a new graph
+     * ({@code cuGraphExecUpdate} in place where it can). {@link #graphLaunches} counts both.
      * Ignored where the driver has no graph API.
      *
      * <pre>{@code
@@ -394,19 +424,53 @@ public final class CudaBackend implements Backend {
         return graphs;
     }
 
-    private void beginCapture() {
-        cu.streamBeginCapture(stream);
+    /** A decode step begins (a one-token embed): its operations are recorded from here on. */
+    private void beginCapture(int token) {
         capturing = true;
+        stepOps.clear();
+        stepToken = token;
+        stepPos = 0;
     }
 
-    /** Ends the capture of a decode step, if one is going, and runs the step as one graph launch. */
+    /**
+     * Ends the recording of a decode step, if one is going, and runs the step as one graph launch:
+     * the held graph again if the step's operations are the very ones it was made of (a decode
+     * step's kernels read its token and position from device memory, so consecutive steps match),
+     * else a graph captured from them now (updated in place of the old one where it can be).
+     */
     private void endCapture() {
         if (!capturing) {
             return;
         }
         capturing = false;
+        if (graphExec == null || !stepOps.equals(graphOps)) {
+            captureStep();
+        } else {
+            graphReplays++;
+        }
+        cu.memsetD32Async(stepIds, stepToken, 1, stream);
+        cu.memsetD32Async(stepPosition, stepPos, 1, stream);
+        cu.graphLaunch(graphExec, stream);
+        if (!freeAfterCapture.isEmpty()) {
+            cu.streamSynchronize(stream);
+            for (long p : freeAfterCapture) {
+                free(p);
+            }
+            freeAfterCapture.clear();
+        }
+    }
+
+    /** Captures the recorded step into a CUDA graph and makes it the one {@link #graphExec} runs. */
+    private void captureStep() {
         MemorySegment graph;
         try {
+            cu.streamBeginCapture(stream);
+            for (StepOp op : stepOps) {
+                switch (op) {
+                    case LaunchOp l -> issue(l.name(), l.gx(), l.gy(), l.gz(), l.block(), l.args().toArray());
+                    case CopyOp c -> cu.copyDtoDAsync(c.dst(), c.src(), c.bytes(), stream);
+                }
+            }
             graph = cu.streamEndCapture(stream);
         } catch (CudaException e) {
             graphs = false;
@@ -424,14 +488,16 @@ public final class CudaBackend implements Backend {
         } finally {
             cu.graphDestroy(graph);
         }
-        cu.graphLaunch(graphExec, stream);
-        if (!freeAfterCapture.isEmpty()) {
-            cu.streamSynchronize(stream);
-            for (long p : freeAfterCapture) {
-                free(p);
-            }
-            freeAfterCapture.clear();
-        }
+        graphOps = List.copyOf(stepOps);
+        graphCaptures++;
+    }
+
+    /**
+     * Decode steps run as a replay of the held graph, and as a newly captured one, since this
+     * backend was opened (diagnostics: with graphs on, consecutive decode steps should replay).
+     */
+    public synchronized long[] graphLaunches() {
+        return new long[] {graphReplays, graphCaptures};
     }
 
     private long alloc(long bytes) {
@@ -794,13 +860,17 @@ public final class CudaBackend implements Backend {
             host.setAtIndex(ValueLayout.JAVA_INT, t, tokens[t]);
         }
         long ids = tokensDev.atLeast(4L * n);
-        if (n != 1) {
+        if (n != 1 || capturing) {
             endCapture();
-        } else if (graphs && !capturing) {
-            beginCapture(); // a decode step begins; see useGraphs
         }
-        if (capturing) {
-            cu.memsetD32Async(ids, tokens[0], 1, stream); // a capture takes no copy from pageable memory
+        if (n == 1 && graphs) {
+            // A decode step begins (see useGraphs): the token goes to the device just before the
+            // step's graph runs; the embedding reads it from there.
+            if (stepPosition == 0) {
+                stepPosition = alloc(4);
+            }
+            stepIds = ids;
+            beginCapture(tokens[0]);
         } else {
             cu.copyHtoDAsync(ids, host, 4L * n, stream); // pageable: the host buffer is free again on return
         }
@@ -940,8 +1010,14 @@ public final class CudaBackend implements Backend {
         long act = int8Activations && (MATVEC || MMA) && headDim % 32 == 0
                 ? activations8.atLeast((long) nTokens * (cols + 8L * (cols / 32))) : 0L;
         if (oneKernelAttention(startPos, nTokens)) {
+            // In a recorded decode step the position is read from the device (stepPosition), so
+            // that the next step's operations are the same and its graph can be replayed.
+            long posDev = capturing ? stepPosition : 0L;
+            if (capturing) {
+                stepPos = startPos;
+            }
             launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, ks.ptr, vs.ptr, keys, values, os.ptr, nHeads, nKvHeads,
-                    headDim, startPos, qScale, kqScale, act, rope == null ? 0 : rope.dims(),
+                    headDim, capturing ? 0 : startPos, qScale, kqScale, act, posDev, rope == null ? 0 : rope.dims(),
                     rope == null ? 0f : ropeThetaScale(rope), rope == null ? 0L : ropeFactorsOnDevice(rope),
                     rope != null && rope.neox() ? 1 : 0, rope == null ? 1f : rope.freqScale(),
                     rope == null ? 1f : rope.attnFactor());
@@ -1119,7 +1195,11 @@ public final class CudaBackend implements Backend {
         CudaTensor d = tensor(dst);
         checkRange(s, row * width, width);
         checkRange(d, 0, width);
-        cu.copyDtoDAsync(d.ptr, s.ptr + 4L * row * width, 4L * width, stream);
+        if (capturing) {
+            stepOps.add(new CopyOp(d.ptr, s.ptr + 4L * row * width, 4L * width));
+        } else {
+            cu.copyDtoDAsync(d.ptr, s.ptr + 4L * row * width, 4L * width, stream);
+        }
     }
 
     /** On the device ({@code argmax_entropy}): 24 bytes cross the bus, not the logits. */
