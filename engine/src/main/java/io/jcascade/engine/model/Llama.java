@@ -364,8 +364,12 @@ public final class Llama {
             done += b;
         }
         ModelConfig c = config;
-        backend.copyRow(s.x, lastRow, s.last, c.dim());
-        backend.rmsNorm(s.last, outputNorm, s.last, 1, c.rmsEps());
+        if (lastRow == 0) {
+            backend.rmsNorm(s.x, outputNorm, s.last, 1, c.rmsEps()); // the first row: no copy needed
+        } else {
+            backend.copyRow(s.x, lastRow, s.last, c.dim());
+            backend.rmsNorm(s.last, outputNorm, s.last, 1, c.rmsEps());
+        }
         backend.matmul(output, s.last, s.logits, 1);
     }
 
