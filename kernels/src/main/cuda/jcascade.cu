@@ -936,65 +936,6 @@ __device__ __forceinline__ void mma_s8(int c[4], const int a[4], const int b[2])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-template <int T>
-__device__ void mmq_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
-                         const u8* __restrict__ act, float* __restrict__ out, int n) {
-    int warp = threadIdx.x / WARP;
-    int lane = threadIdx.x % WARP;
-    int r0 = blockIdx.x * MMQ_TILE + (warp & 1) * 32;
-    int t0 = blockIdx.y * MMQ_TILE + (warp >> 1) * 32;
-    if (r0 >= rows || t0 >= n) {
-        return; // a whole warp: mma.sync needs all 32 lanes, and they leave together
-    }
-    int nb = cols / 32;
-    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
-    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * nb);
-    MmqLane l = mmq_lane(w, row_bytes, rows, cols, act, n, r0, t0, lane);
-    int i = lane & 3;
-    float acc[2][4][4];
-#pragma unroll
-    for (int f = 0; f < 2; f++) {
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                acc[f][j][e] = 0.0f;
-            }
-        }
-    }
-    for (int b = 0; b < nb; b++) {
-        MmqStep st;
-        mmq_load<T>(l, xd, xs, nb, b, i, st);
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-#pragma unroll
-            for (int f = 0; f < 2; f++) {
-                int c[4] = {0, 0, 0, 0};
-                mma_s8(c, st.a[f], st.bf[j]);
-                mmq_add<T>(acc[f][j], c, st.dw[2 * f], st.dw[2 * f + 1], st.dx[j][0], st.dx[j][1], st.sx[j][0],
-                           st.sx[j][1]);
-            }
-        }
-    }
-#pragma unroll
-    for (int f = 0; f < 2; f++) {
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[f][j]);
-        }
-    }
-}
-
-// act: the n-token activation buffer of quantize_q8 (grid y = n).
-#define DEFINE_MMQ(name, T)                                                                            \
-    extern "C" __global__ void __launch_bounds__(MMQ_WARPS * WARP)                                     \
-    name(const u8* w, long long row_bytes, int rows, int cols, const u8* act, float* out, int n) {     \
-        mmq_body<T>(w, row_bytes, rows, cols, act, out, n);                                            \
-    }
-
-DEFINE_MMQ(mmq_q8_0, W_Q8_0)
-DEFINE_MMQ(mmq_q4_0, W_Q4_0)
-
 // ---- prompts of K-quants on the tensor cores: Q4_K / Q6_K weights, Q8_K activations ---------
 //
 // As mmq_* above, over 32-element sub-blocks (chunk b: sub-block b % 8 of super-block b / 8),
@@ -1098,19 +1039,24 @@ __device__ __forceinline__ void mma_s8_k16(int c[4], int a0, int a1, int b) {
         : "r"(a0), "r"(a1), "r"(b));
 }
 
+// The body of every mmq_* kernel: the tile set-up and stores are shared, the 32 columns of a step
+// are the type's (Q8_0/Q4_0 blocks: mmq_load, one k32 mma, mmq_add; K-quant sub-blocks:
+// mmqk_load, one k32 mma for Q4_K or two k16 for Q6_K, mmqk_add).
 template <int T>
-__device__ void mmqk_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
-                          const u8* __restrict__ act, float* __restrict__ out, int n) {
+__device__ void mmq_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols,
+                         const u8* __restrict__ act, float* __restrict__ out, int n) {
+    constexpr bool K = T == W_Q4_K || T == W_Q6_K;
     int warp = threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
     int r0 = blockIdx.x * MMQ_TILE + (warp & 1) * 32;
     int t0 = blockIdx.y * MMQ_TILE + (warp >> 1) * 32;
     if (r0 >= rows || t0 >= n) {
-        return;
+        return; // a whole warp: mma.sync needs all 32 lanes, and they leave together
     }
     int nb = cols / 32;
+    // d_x per block (Q8_0) or per 256 (Q8_K), then s_x per 32
     const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
-    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (cols / 256));
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (K ? cols / 256 : nb));
     MmqLane l = mmq_lane(w, row_bytes, rows, cols, act, n, r0, t0, lane);
     int i = lane & 3;
     float acc[2][4][4];
@@ -1125,21 +1071,36 @@ __device__ void mmqk_body(const u8* __restrict__ w, long long row_bytes, int row
         }
     }
     for (int b = 0; b < nb; b++) {
-        MmqKStep st;
-        mmqk_load<T>(l, xd, xs, nb, b, i, st);
+        if constexpr (K) {
+            MmqKStep st;
+            mmqk_load<T>(l, xd, xs, nb, b, i, st);
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < 4; j++) {
 #pragma unroll
-            for (int f = 0; f < 2; f++) {
-                int lo[4] = {0, 0, 0, 0};
-                int hi[4] = {0, 0, 0, 0};
-                if constexpr (T == W_Q4_K) {
-                    mma_s8(lo, st.a[f], st.bf[j]);
-                } else {
-                    mma_s8_k16(lo, st.a[f][0], st.a[f][1], st.bf[j][0]);
-                    mma_s8_k16(hi, st.a[f][2], st.a[f][3], st.bf[j][1]);
+                for (int f = 0; f < 2; f++) {
+                    int lo[4] = {0, 0, 0, 0};
+                    int hi[4] = {0, 0, 0, 0};
+                    if constexpr (T == W_Q4_K) {
+                        mma_s8(lo, st.a[f], st.bf[j]);
+                    } else {
+                        mma_s8_k16(lo, st.a[f][0], st.a[f][1], st.bf[j][0]);
+                        mma_s8_k16(hi, st.a[f][2], st.a[f][3], st.bf[j][1]);
+                    }
+                    mmqk_add<T>(acc[f][j], lo, hi, st, f, j);
                 }
-                mmqk_add<T>(acc[f][j], lo, hi, st, f, j);
+            }
+        } else {
+            MmqStep st;
+            mmq_load<T>(l, xd, xs, nb, b, i, st);
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+#pragma unroll
+                for (int f = 0; f < 2; f++) {
+                    int c[4] = {0, 0, 0, 0};
+                    mma_s8(c, st.a[f], st.bf[j]);
+                    mmq_add<T>(acc[f][j], c, st.dw[2 * f], st.dw[2 * f + 1], st.dx[j][0], st.dx[j][1],
+                               st.sx[j][0], st.sx[j][1]);
+                }
             }
         }
     }
@@ -1152,15 +1113,18 @@ __device__ void mmqk_body(const u8* __restrict__ w, long long row_bytes, int row
     }
 }
 
-// act: the n-token Q8_K activation buffer of quantize_q8k (grid y = n).
-#define DEFINE_MMQK(name, T)                                                                           \
+// act: the n-token activation buffer of quantize_q8 (Q8_0, Q4_0) or quantize_q8k (Q4_K, Q6_K),
+// grid y = n.
+#define DEFINE_MMQ(name, T)                                                                            \
     extern "C" __global__ void __launch_bounds__(MMQ_WARPS * WARP)                                     \
     name(const u8* w, long long row_bytes, int rows, int cols, const u8* act, float* out, int n) {     \
-        mmqk_body<T>(w, row_bytes, rows, cols, act, out, n);                                           \
+        mmq_body<T>(w, row_bytes, rows, cols, act, out, n);                                            \
     }
 
-DEFINE_MMQK(mmq_q4_k, W_Q4_K)
-DEFINE_MMQK(mmq_q6_k, W_Q6_K)
+DEFINE_MMQ(mmq_q8_0, W_Q8_0)
+DEFINE_MMQ(mmq_q4_0, W_Q4_0)
+DEFINE_MMQ(mmq_q4_k, W_Q4_K)
+DEFINE_MMQ(mmq_q6_k, W_Q6_K)
 
 // The lane's share of a row through either path: Q8 takes the activation buffer in x's place.
 template <int T, bool Q8>

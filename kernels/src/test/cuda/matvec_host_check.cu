@@ -148,64 +148,6 @@ static std::vector<int> quantize_tokens(const float* x, int cols, int n) {
     return act;
 }
 
-// mmq_body, warp by warp: the same lane functions, with the mma emulated across the 32 lanes.
-template <int T>
-static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
-                     float* out) {
-    std::vector<int> actv = quantize_tokens(x, cols, n);
-    const u8* act = reinterpret_cast<const u8*>(actv.data());
-    int nb = cols / 32;
-    const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
-    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * nb);
-    for (int by = 0; by * MMQ_TILE < n; by++) {
-        for (int bx = 0; bx * MMQ_TILE < rows; bx++) {
-            for (int warp = 0; warp < MMQ_WARPS; warp++) {
-                int r0 = bx * MMQ_TILE + (warp & 1) * 32;
-                int t0 = by * MMQ_TILE + (warp >> 1) * 32;
-                if (r0 >= rows || t0 >= n) {
-                    continue;
-                }
-                static MmqLane l[WARP];
-                static MmqStep st[WARP];
-                static float acc[WARP][2][4][4];
-                for (int lane = 0; lane < WARP; lane++) {
-                    l[lane] = mmq_lane(w.data(), row_bytes, rows, cols, act, n, r0, t0, lane);
-                    std::memset(acc[lane], 0, sizeof acc[lane]);
-                }
-                for (int b = 0; b < nb; b++) {
-                    for (int lane = 0; lane < WARP; lane++) {
-                        mmq_load<T>(l[lane], xd, xs, nb, b, lane & 3, st[lane]);
-                    }
-                    for (int j = 0; j < 4; j++) {
-                        for (int f = 0; f < 2; f++) {
-                            int a[WARP][4];
-                            int bf[WARP][2];
-                            int c[WARP][4];
-                            for (int lane = 0; lane < WARP; lane++) {
-                                std::memcpy(a[lane], st[lane].a[f], sizeof a[lane]);
-                                std::memcpy(bf[lane], st[lane].bf[j], sizeof bf[lane]);
-                            }
-                            emulate_mma(a, bf, c);
-                            for (int lane = 0; lane < WARP; lane++) {
-                                const MmqStep& s = st[lane];
-                                mmq_add<T>(acc[lane][f][j], c[lane], s.dw[2 * f], s.dw[2 * f + 1], s.dx[j][0],
-                                           s.dx[j][1], s.sx[j][0], s.sx[j][1]);
-                            }
-                        }
-                    }
-                }
-                for (int lane = 0; lane < WARP; lane++) {
-                    for (int f = 0; f < 2; f++) {
-                        for (int j = 0; j < 4; j++) {
-                            mmq_store(out, rows, n, r0, t0, lane, f, j, acc[lane][f][j]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 // mma.sync.m16n8k16.s32.s8.s8.s32 for a whole warp (A: a0 row g, a1 row g + 8, k 4i..; B: b0
 // token g, k 4i..; C as for k32).
 static void emulate_mma16(const int a[WARP][2], const int b[WARP], int c[WARP][4]) {
@@ -251,15 +193,17 @@ static std::vector<int> quantize_k_tokens(const float* x, int cols, int n) {
     return act;
 }
 
-// mmqk_body, warp by warp, with the k32 (Q4_K) or the two k16 (Q6_K) mma emulated.
+// mmq_body, warp by warp: the same lane functions, with the mma emulated across the 32 lanes
+// (one k32 for Q8_0, Q4_0 and Q4_K; two k16 for Q6_K).
 template <int T>
-static void mmqk_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
-                      float* out) {
-    std::vector<int> actv = quantize_k_tokens(x, cols, n);
+static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
+                     float* out) {
+    constexpr bool K = T == W_Q4_K || T == W_Q6_K;
+    std::vector<int> actv = K ? quantize_k_tokens(x, cols, n) : quantize_tokens(x, cols, n);
     const u8* act = reinterpret_cast<const u8*>(actv.data());
     int nb = cols / 32;
     const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
-    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (cols / 256));
+    const int* xs = reinterpret_cast<const int*>(act + (long long) n * cols + 4LL * n * (K ? cols / 256 : nb));
     for (int by = 0; by * MMQ_TILE < n; by++) {
         for (int bx = 0; bx * MMQ_TILE < rows; bx++) {
             for (int warp = 0; warp < MMQ_WARPS; warp++) {
@@ -269,7 +213,8 @@ static void mmqk_rows(const std::vector<u8>& w, long long row_bytes, int rows, i
                     continue;
                 }
                 static MmqLane l[WARP];
-                static MmqKStep st[WARP];
+                static MmqStep st[WARP];
+                static MmqKStep kst[WARP];
                 static float acc[WARP][2][4][4];
                 for (int lane = 0; lane < WARP; lane++) {
                     l[lane] = mmq_lane(w.data(), row_bytes, rows, cols, act, n, r0, t0, lane);
@@ -277,18 +222,22 @@ static void mmqk_rows(const std::vector<u8>& w, long long row_bytes, int rows, i
                 }
                 for (int b = 0; b < nb; b++) {
                     for (int lane = 0; lane < WARP; lane++) {
-                        mmqk_load<T>(l[lane], xd, xs, nb, b, lane & 3, st[lane]);
+                        if constexpr (K) {
+                            mmqk_load<T>(l[lane], xd, xs, nb, b, lane & 3, kst[lane]);
+                        } else {
+                            mmq_load<T>(l[lane], xd, xs, nb, b, lane & 3, st[lane]);
+                        }
                     }
                     for (int j = 0; j < 4; j++) {
                         for (int f = 0; f < 2; f++) {
                             int lo[WARP][4];
                             int hi[WARP][4] = {};
-                            if (T == W_Q4_K) {
+                            if (T != W_Q6_K) {
                                 int a[WARP][4];
                                 int bf[WARP][2];
                                 for (int lane = 0; lane < WARP; lane++) {
-                                    std::memcpy(a[lane], st[lane].a[f], sizeof a[lane]);
-                                    std::memcpy(bf[lane], st[lane].bf[j], sizeof bf[lane]);
+                                    std::memcpy(a[lane], K ? kst[lane].a[f] : st[lane].a[f], sizeof a[lane]);
+                                    std::memcpy(bf[lane], K ? kst[lane].bf[j] : st[lane].bf[j], sizeof bf[lane]);
                                 }
                                 emulate_mma(a, bf, lo);
                             } else {
@@ -296,15 +245,21 @@ static void mmqk_rows(const std::vector<u8>& w, long long row_bytes, int rows, i
                                     int a[WARP][2];
                                     int bf[WARP];
                                     for (int lane = 0; lane < WARP; lane++) {
-                                        a[lane][0] = st[lane].a[f][2 * half];
-                                        a[lane][1] = st[lane].a[f][2 * half + 1];
-                                        bf[lane] = st[lane].bf[j][half];
+                                        a[lane][0] = kst[lane].a[f][2 * half];
+                                        a[lane][1] = kst[lane].a[f][2 * half + 1];
+                                        bf[lane] = kst[lane].bf[j][half];
                                     }
                                     emulate_mma16(a, bf, half == 0 ? lo : hi);
                                 }
                             }
                             for (int lane = 0; lane < WARP; lane++) {
-                                mmqk_add<T>(acc[lane][f][j], lo[lane], hi[lane], st[lane], f, j);
+                                if constexpr (K) {
+                                    mmqk_add<T>(acc[lane][f][j], lo[lane], hi[lane], kst[lane], f, j);
+                                } else {
+                                    const MmqStep& s = st[lane];
+                                    mmq_add<T>(acc[lane][f][j], lo[lane], s.dw[2 * f], s.dw[2 * f + 1], s.dx[j][0],
+                                               s.dx[j][1], s.sx[j][0], s.sx[j][1]);
+                                }
                             }
                         }
                     }
@@ -358,8 +313,8 @@ int main() {
         case 3 * W_Q6_K + 1: rows_dot<W_Q6_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
         case 3 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         case 3 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
-        case 3 * W_Q4_K + 2: mmqk_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
-        case 3 * W_Q6_K + 2: mmqk_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 3 * W_Q4_K + 2: mmq_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 3 * W_Q6_K + 2: mmq_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         default:
             std::fprintf(stderr, "matvec_host_check: no kernel for type %d on path %d\n", type, path);
             return 2;
