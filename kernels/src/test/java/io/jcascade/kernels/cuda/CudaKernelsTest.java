@@ -282,7 +282,22 @@ class CudaKernelsTest {
     @ParameterizedTest(name = "heads {0}/{1} x {2}, decoding at {3}")
     @CsvSource({"4, 2, 64, 0", "4, 1, 128, 200", "8, 8, 96, 1022", "2, 2, 512, 500"})
     void oneKernelDecodeAttentionIsTheChunkedOneToTheBit(int nHeads, int nKvHeads, int headDim, int pos) {
-        // Two decode steps, at pos and pos + 1: the second reads the key and value the first stored.
+        float[][] outs = twoDecodeSteps(nHeads, nKvHeads, headDim, pos, (q, k, v, cache, out, p) ->
+                gpu.attention(q, k, v, cache, 0, out, nHeads, nKvHeads, headDim, p, 1, 0.5f, 0.125f));
+        assertThat(outs[1]).containsExactly(outs[0]);
+    }
+
+    /** One decode step's attention call, on the step's q, k, v and output at position {@code p}. */
+    private interface DecodeStep {
+        void run(Tensor q, Tensor k, Tensor v, Backend.KvCache cache, Tensor out, int p);
+    }
+
+    /**
+     * Two decode steps, at pos and pos + 1, after a prompt of pos tokens: with the chunked
+     * kernels (fusedAttentionMax = 0) in outs[0], with the one-kernel attention in outs[1]. The
+     * second step reads the key and value the first stored.
+     */
+    private float[][] twoDecodeSteps(int nHeads, int nKvHeads, int headDim, int pos, DecodeStep step) {
         int qDim = nHeads * headDim;
         int kvDim = nKvHeads * headDim;
         float[] k0 = gaussian((pos + 2) * kvDim, 1.0);
@@ -299,32 +314,25 @@ class CudaKernelsTest {
                             nKvHeads, headDim, 0, pos);
                 }
                 outs[fused] = new float[2 * qDim];
-                for (int step = 0; step < 2; step++) {
-                    int p = pos + step;
+                for (int s = 0; s < 2; s++) {
+                    int p = pos + s;
                     Tensor out = poisoned(qDim);
-                    gpu.attention(onGpu(java.util.Arrays.copyOfRange(q, step * qDim, (step + 1) * qDim)),
+                    step.run(onGpu(java.util.Arrays.copyOfRange(q, s * qDim, (s + 1) * qDim)),
                             onGpu(java.util.Arrays.copyOfRange(k0, p * kvDim, (p + 1) * kvDim)),
-                            onGpu(java.util.Arrays.copyOfRange(v0, p * kvDim, (p + 1) * kvDim)), cache, 0, out, nHeads,
-                            nKvHeads, headDim, p, 1, 0.5f, 0.125f);
-                    System.arraycopy(read(gpu, out, qDim), 0, outs[fused], step * qDim, qDim);
+                            onGpu(java.util.Arrays.copyOfRange(v0, p * kvDim, (p + 1) * kvDim)), cache, out, p);
+                    System.arraycopy(read(gpu, out, qDim), 0, outs[fused], s * qDim, qDim);
                 }
             } finally {
                 gpu.fusedAttentionMax = 1024;
             }
         }
-        assertThat(outs[1]).containsExactly(outs[0]);
+        return outs;
     }
 
     @ParameterizedTest(name = "neox={0}, factors={1}, rope dims {2}, decoding at {3}")
     @CsvSource({"false, false, 64, 0", "true, false, 64, 300", "false, true, 32, 77", "true, true, 48, 1000"})
     void ropeInsideAttentionIsRopeThenAttentionToTheBit(boolean neox, boolean factors, int dims, int pos) {
-        // Two decode steps through ropeAndAttention: RoPE inside attn_decode against rope_qk and the
-        // chunked kernels (fusedAttentionMax = 0); the second step reads the rotated key the first stored.
-        int nHeads = 4;
-        int nKvHeads = 2;
-        int headDim = 64;
-        int qDim = nHeads * headDim;
-        int kvDim = nKvHeads * headDim;
+        // Through ropeAndAttention: RoPE inside attn_decode against rope_qk and the chunked kernels.
         float[] ff = null;
         if (factors) {
             ff = new float[dims / 2];
@@ -333,33 +341,8 @@ class CudaKernelsTest {
             }
         }
         Backend.Rope rope = new Backend.Rope(dims, 10000f, ff, neox, 1f, factors ? 1.19f : 1f);
-        float[] k0 = gaussian((pos + 2) * kvDim, 1.0);
-        float[] v0 = gaussian((pos + 2) * kvDim, 1.0);
-        float[] q = gaussian(2 * qDim, 1.0);
-        float[][] outs = new float[2][];
-        for (int fused = 0; fused < 2; fused++) {
-            gpu.fusedAttentionMax = fused == 1 ? 1024 : 0;
-            try {
-                Backend.KvCache cache = gpu.kvCache(1, pos + 2, kvDim);
-                if (pos > 0) {
-                    gpu.attention(onGpu(gaussian(pos * qDim, 1.0)), onGpu(java.util.Arrays.copyOf(k0, pos * kvDim)),
-                            onGpu(java.util.Arrays.copyOf(v0, pos * kvDim)), cache, 0, gpu.tensor(pos * qDim), nHeads,
-                            nKvHeads, headDim, 0, pos);
-                }
-                outs[fused] = new float[2 * qDim];
-                for (int step = 0; step < 2; step++) {
-                    int p = pos + step;
-                    Tensor out = poisoned(qDim);
-                    gpu.ropeAndAttention(onGpu(java.util.Arrays.copyOfRange(q, step * qDim, (step + 1) * qDim)),
-                            onGpu(java.util.Arrays.copyOfRange(k0, p * kvDim, (p + 1) * kvDim)),
-                            onGpu(java.util.Arrays.copyOfRange(v0, p * kvDim, (p + 1) * kvDim)), cache, 0, out, nHeads,
-                            nKvHeads, headDim, rope, p, 1, 1f, 0.125f);
-                    System.arraycopy(read(gpu, out, qDim), 0, outs[fused], step * qDim, qDim);
-                }
-            } finally {
-                gpu.fusedAttentionMax = 1024;
-            }
-        }
+        float[][] outs = twoDecodeSteps(4, 2, 64, pos, (q, k, v, cache, out, p) ->
+                gpu.ropeAndAttention(q, k, v, cache, 0, out, 4, 2, 64, rope, p, 1, 1f, 0.125f));
         assertThat(outs[1]).containsExactly(outs[0]);
     }
 
