@@ -1509,15 +1509,10 @@ attn_scores(const float* __restrict__ q, const u16* __restrict__ keys, float* __
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
-    __shared__ float maxes[32];
-    __shared__ double sums[32];
-    int h = blockIdx.x;
-    int t = blockIdx.y;
-    int len = start_pos + t + 1;
-    int max_len = start_pos + n_tokens;
-    float* row = scores + ((long long) t * n_heads + h) * max_len;
+// The attention weights of one query over len positions, in place: an exact softmax (the max,
+// exp in double rounded to float, the sum in double over the block's threads' strided shares),
+// each weight rounded to half, as the CPU. Every thread of the block calls it.
+__device__ __forceinline__ void softmax_to_half(float* row, int len, float* maxes, double* sums) {
     float m = NEG_INF;
     for (int s = threadIdx.x; s < len; s += blockDim.x) {
         m = fmaxf(m, row[s]);
@@ -1534,6 +1529,18 @@ attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
     for (int s = threadIdx.x; s < len; s += blockDim.x) {
         row[s] = round_half(row[s] * inv);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+attn_softmax(float* scores, int n_heads, int start_pos, int n_tokens) {
+    __shared__ float maxes[32];
+    __shared__ double sums[32];
+    int h = blockIdx.x;
+    int t = blockIdx.y;
+    int len = start_pos + t + 1;
+    int max_len = start_pos + n_tokens;
+    float* row = scores + ((long long) t * n_heads + h) * max_len;
+    softmax_to_half(row, len, maxes, sums);
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
@@ -1654,22 +1661,7 @@ attn_decode(const float* __restrict__ q, const float* __restrict__ k, const floa
         }
     }
     __syncthreads();
-    float m = NEG_INF;
-    for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        m = fmaxf(m, w[s]);
-    }
-    m = block_max(m, maxes);
-    double sum = 0.0;
-    for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        float e = (float) exp((double) (w[s] - m));
-        w[s] = e;
-        sum += e;
-    }
-    sum = block_sum_double(sum, sums);
-    float inv = (float) (1.0 / sum);
-    for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        w[s] = round_half(w[s] * inv);
-    }
+    softmax_to_half(w, len, maxes, sums);
     __syncthreads();
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float acc = 0.0f;
