@@ -799,7 +799,7 @@ quantize_q8k(const float* __restrict__ x, int cols, u8* __restrict__ act) {
 // A fragments) x 32 tokens (four B fragments): 8 mma and 32 scaled adds per 32 columns. Fragments
 // are loaded from global memory directly (the four warps share rows and tokens through L1);
 // staging through shared memory, and ldmatrix, are for after a first measurement.
-// Grid: x = ceil(rows / 64), y = ceil(n_tokens / 64). Block: MMQ_WARPS * 32. Needs cols % 32 == 0.
+// Grid: x = ceil(n_tokens / 64), y = ceil(rows / 64). Block: MMQ_WARPS * 32. Needs cols % 32 == 0.
 //
 // The lane functions are __host__ __device__ so that matvec_host_check.cu can run them with an
 // emulated mma (from the fragment layout above) against the CPU reference.
@@ -1048,8 +1048,10 @@ __device__ void mmq_body(const u8* __restrict__ w, long long row_bytes, int rows
     constexpr bool K = T == W_Q4_K || T == W_Q6_K;
     int warp = threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
-    int r0 = blockIdx.x * MMQ_TILE + (warp & 1) * 32;
-    int t0 = blockIdx.y * MMQ_TILE + (warp >> 1) * 32;
+    // Token tiles along x, the fastest-moving block index: the blocks that read one tile of weights
+    // run side by side, so the matrix comes from DRAM about once and from L2 for the other tiles.
+    int r0 = blockIdx.y * MMQ_TILE + (warp & 1) * 32;
+    int t0 = blockIdx.x * MMQ_TILE + (warp >> 1) * 32;
     if (r0 >= rows || t0 >= n) {
         return; // a whole warp: mma.sync needs all 32 lanes, and they leave together
     }

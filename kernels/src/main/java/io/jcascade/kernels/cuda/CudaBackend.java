@@ -753,7 +753,7 @@ public final class CudaBackend implements Backend {
     /** A prompt product on the tensor cores: {@code out = W act} for {@code act} from {@link #quantized}. */
     private void mmq(CudaWeight m, long act, CudaTensor out, int nTokens) {
         checkRange(out, 0, nTokens * m.rows);
-        launch("mmq_" + mmqSuffix(m.type), ceilDiv(m.rows, MMQ_TILE), ceilDiv(nTokens, MMQ_TILE), 1, MMQ_WARPS * 32,
+        launch("mmq_" + mmqSuffix(m.type), ceilDiv(nTokens, MMQ_TILE), ceilDiv(m.rows, MMQ_TILE), 1, MMQ_WARPS * 32,
                 m.ptr, m.rowBytes, m.rows, m.cols, act, out.ptr, nTokens);
     }
 
