@@ -146,6 +146,8 @@ public final class CudaBackend implements Backend {
     /** The step's token and position, written to the device ({@code ids}, {@link #stepPosition}) before each graph launch. */
     private int stepToken;
     private int stepPos;
+    /** The thread whose step is being recorded: another thread's call ends the recording first. */
+    private Thread recordingThread;
     private long stepIds;
     private long stepPosition;
     private long graphReplays;
@@ -390,6 +392,9 @@ public final class CudaBackend implements Backend {
             cu.setCurrent(context);
             CURRENT.set(this);
         }
+        if (capturing && Thread.currentThread() != recordingThread) {
+            endCapture(); // a step holds one generation's operations: its token and position are one
+        }
     }
 
     /** {@link #enter()} for a call that the host waits on or that is not a kernel: ends a decode step's capture first. */
@@ -427,6 +432,7 @@ public final class CudaBackend implements Backend {
     /** A decode step begins (a one-token embed): its operations are recorded from here on. */
     private void beginCapture(int token) {
         capturing = true;
+        recordingThread = Thread.currentThread();
         stepOps.clear();
         stepToken = token;
         stepPos = 0;
