@@ -14,7 +14,7 @@
 #   OUT=/some/dir benchmarks/gpu-check.sh [STAGE...]     (default: info tests bench-1b)
 # Stages:
 #   info      nvidia-smi, and the device as jcascade opens it
-#   tests     CudaKernelsTest, CudaGreedyAgreementTest and CudaSyntheticAgreementTest (JUnit
+#   tests     CudaKernelsTest, CudaGreedyAgreementTest, CudaSyntheticAgreementTest and CudaGraphThreadsTest (JUnit
 #             console; XML reports in $OUT/junit): every kernel against the CPU, end-to-end agreement
 #   bench-1b  synthesizes llama3-1b in Q4_0, Q8_0 and Q4_K_M and runs
 #             jcascade bench --backend cuda --json --kernels on each (512-token prompt, 128 generated
@@ -77,7 +77,8 @@ tests() {
     --details=tree --class-path "$tcp" --reports-dir "$OUT/junit" \
     --select-class io.jcascade.kernels.cuda.CudaKernelsTest \
     --select-class io.jcascade.engine.CudaGreedyAgreementTest \
-    --select-class io.jcascade.engine.CudaSyntheticAgreementTest
+    --select-class io.jcascade.engine.CudaSyntheticAgreementTest \
+    --select-class io.jcascade.engine.CudaGraphThreadsTest
 }
 
 bench_shape() {
