@@ -1329,11 +1329,9 @@ __device__ float block_max(float v, float* shared) {
 // RMSNorm: out[t][i] = x[t][i] * (1 / sqrt(mean(x^2) + eps)) * weight[i]; sum of the float
 // squares in double, as the CPU. out may be x. Grid: n_tokens blocks of 256.
 
-extern "C" __global__ void __launch_bounds__(256)
-rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, float eps) {
-    __shared__ double partial[32];
-    const float* xr = x + (long long) blockIdx.x * n;
-    float* outr = out + (long long) blockIdx.x * n;
+// 1 / sqrt(mean(x^2) + eps) over the n floats of xr, the squares summed in double; every thread
+// of the block calls it and gets the same scale.
+__device__ __forceinline__ float rms_scale(const float* xr, int n, float eps, double* partial) {
     double s = 0.0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float v = xr[i];
@@ -1342,6 +1340,15 @@ rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, fl
     s = block_sum_double(s, partial);
     float mean = (float) (s / n);
     float scale = __fdiv_rn(1.0f, __fsqrt_rn(mean + eps));
+    return scale;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+rms_norm(const float* x, const float* __restrict__ weight, float* out, int n, float eps) {
+    __shared__ double partial[32];
+    const float* xr = x + (long long) blockIdx.x * n;
+    float* outr = out + (long long) blockIdx.x * n;
+    float scale = rms_scale(xr, n, eps, partial);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         outr[i] = xr[i] * scale * weight[i];
     }
@@ -1355,14 +1362,7 @@ rms_norm_q8(const float* x, const float* __restrict__ weight, float* out, int n,
     __shared__ double partial[32];
     const float* xr = x + (long long) blockIdx.x * n;
     float* outr = out + (long long) blockIdx.x * n;
-    double s = 0.0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = xr[i];
-        s += (double) (v * v);
-    }
-    s = block_sum_double(s, partial);
-    float mean = (float) (s / n);
-    float scale = __fdiv_rn(1.0f, __fsqrt_rn(mean + eps));
+    float scale = rms_scale(xr, n, eps, partial);
     int lane = threadIdx.x % WARP;
     for (int b = threadIdx.x / WARP; b < n / 32; b += blockDim.x / WARP) {
         int i = 32 * b + lane;
@@ -1407,23 +1407,9 @@ __device__ __forceinline__ void rope_pair(float* x, int n_heads, int head_dim, i
                 freq_scale, mscale);
 }
 
-extern "C" __global__ void rope(float* x, int n_heads, int head_dim, int rope_dims, int start_pos, int n_tokens,
-                                float theta_scale, const float* factors, int neox, float freq_scale,
-                                float mscale) {
-    int half = rope_dims / 2;
-    long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long) n_tokens * n_heads * half;
-    if (idx >= total) {
-        return;
-    }
-    int i = (int) (idx % half);
-    int h = (int) ((idx / half) % n_heads);
-    int t = (int) (idx / ((long long) half * n_heads));
-    rope_pair(x, n_heads, head_dim, half, i, h, t, start_pos, theta_scale, factors, neox, freq_scale, mscale);
-}
 
-// rope on the query heads and the key heads of the same tokens in one launch: the grid's heads
-// run over q's n_q first, then k's n_k.
+// RoPE on the query heads and the key heads of the same tokens in one launch: the grid's heads
+// run over q's n_q first, then k's n_k (n_k = 0: one tensor's heads alone).
 extern "C" __global__ void rope_qk(float* q, int n_q, float* k, int n_k, int head_dim, int rope_dims, int start_pos,
                                    int n_tokens, float theta_scale, const float* factors, int neox, float freq_scale,
                                    float mscale) {

@@ -109,8 +109,9 @@ public final class CudaBackend implements Backend {
     private final ScratchBuffer scores = new ScratchBuffer();
     private final ScratchBuffer partial = new ScratchBuffer();
     private final ScratchBuffer choice = new ScratchBuffer();
-    /** One token's activations quantized for the 8-bit decode kernels (int8 q, float d, int s). */
+    /** Activations quantized to Q8_0 blocks for the 8-bit kernels of Q8_0 and Q4_0 (int8 q, float d, int s). */
     private final ScratchBuffer activations8 = new ScratchBuffer();
+    /** The same in Q8_K, for the 8-bit kernels of Q4_K and Q6_K (int8 q, float d per 256, int s per 32). */
     private final ScratchBuffer activationsK = new ScratchBuffer();
     /** Operations entered so far; {@link #quantizedOp} says which one left {@link #activations8} as it is. */
     private long ops;
@@ -703,15 +704,11 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The activations the decode kernel {@code suffix} reads: {@code x} itself, or for an 8-bit
-     * kernel {@code x} quantized into {@link #activations8} by {@code quantize_q8}.
+     * The activations the decode kernel {@code suffix} of {@code type} reads: {@code x} itself, or
+     * for an 8-bit kernel {@code x} quantized ({@link #quantizedFor}).
      */
-    private long decodeInput(String suffix, CudaTensor x, int cols) {
-        if (!suffix.endsWith("_q8")) {
-            return x.ptr;
-        }
-        boolean k = suffix.startsWith("q4_k") || suffix.startsWith("q6_k");
-        return quantizedFor(k ? GgmlType.Q4_K : GgmlType.Q8_0, x, cols, 1);
+    private long decodeInput(String suffix, GgmlType type, CudaTensor x, int cols) {
+        return suffix.endsWith("_q8") ? quantizedFor(type, x, cols, 1) : x.ptr;
     }
 
     /** Whether {@code type}'s 8-bit kernels take Q8_K activations (else Q8_0 ones). */
@@ -915,7 +912,7 @@ public final class CudaBackend implements Backend {
         if (nTokens == 1 && MATVEC && matvec != null) {
             // Rows are whole blocks (cols % 32, % 256 for K-quants) and start 16-aligned, as the
             // 16-byte loads of matvec_q4_k need: cuMemAlloc aligns to 256 and rows are 144 n bytes.
-            long in = decodeInput(matvec, xs, m.cols);
+            long in = decodeInput(matvec, m.type, xs, m.cols);
             launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows,
                     m.cols, in, os.ptr, 0);
             return;
@@ -934,9 +931,14 @@ public final class CudaBackend implements Backend {
         enter();
         CudaTensor xs = tensor(x);
         checkRange(xs, 0, nTokens * nHeads * headDim);
-        long total = (long) nTokens * nHeads * (rope.dims() / 2);
-        launch("rope", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, xs.ptr, nHeads, headDim, rope.dims(),
-                startPos, nTokens, ropeThetaScale(rope), ropeFactorsOnDevice(rope), rope.neox() ? 1 : 0, rope.freqScale(),
+        launchRope(xs.ptr, nHeads, 0L, 0, headDim, rope, startPos, nTokens);
+    }
+
+    /** {@code rope_qk} on {@code nq} heads at {@code q} and {@code nk} heads at {@code k} (0: none). */
+    private void launchRope(long q, int nq, long k, int nk, int headDim, Rope rope, int startPos, int nTokens) {
+        long total = (long) nTokens * (nq + nk) * (rope.dims() / 2);
+        launch("rope_qk", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, q, nq, k, nk, headDim, rope.dims(), startPos,
+                nTokens, ropeThetaScale(rope), ropeFactorsOnDevice(rope), rope.neox() ? 1 : 0, rope.freqScale(),
                 rope.attnFactor());
     }
 
@@ -1078,7 +1080,7 @@ public final class CudaBackend implements Backend {
         CudaTensor ys = tensor(y);
         checkRange(xs, 0, m.cols);
         checkRange(ys, 0, m.rows);
-        long in = decodeInput(matvec, xs, m.cols);
+        long in = decodeInput(matvec, m.type, xs, m.cols);
         launch("matvec_" + matvec, ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32, m.ptr, m.rowBytes, m.rows, m.cols,
                 in, ys.ptr, 1);
     }
@@ -1092,10 +1094,7 @@ public final class CudaBackend implements Backend {
         CudaTensor ks = tensor(k);
         checkRange(qs, 0, nTokens * nHeads * headDim);
         checkRange(ks, 0, nTokens * nKvHeads * headDim);
-        long total = (long) nTokens * (nHeads + nKvHeads) * (rope.dims() / 2);
-        launch("rope_qk", Math.toIntExact(ceilDiv(total, 256)), 1, 1, 256, qs.ptr, nHeads, ks.ptr, nKvHeads, headDim,
-                rope.dims(), startPos, nTokens, ropeThetaScale(rope), ropeFactorsOnDevice(rope), rope.neox() ? 1 : 0,
-                rope.freqScale(), rope.attnFactor());
+        launchRope(qs.ptr, nHeads, ks.ptr, nKvHeads, headDim, rope, startPos, nTokens);
     }
 
     /** One token, one type: the three products in one launch ({@code matvec3_*}); a prompt of Q8_0/Q4_0: one quantization, three tensor-core products; else three products. */
@@ -1131,7 +1130,7 @@ public final class CudaBackend implements Backend {
         checkRange(qs, 0, a.rows);
         checkRange(ks, 0, b.rows);
         checkRange(vs, 0, c.rows);
-        long in = decodeInput(matvec, xs, a.cols);
+        long in = decodeInput(matvec, a.type, xs, a.cols);
         launch("matvec3_" + matvec, ceilDiv(a.rows + b.rows + c.rows, MV_WARPS), 1, 1, MV_WARPS * 32, a.ptr, b.ptr,
                 c.ptr, a.rowBytes, a.rows, b.rows, c.rows, a.cols, in, qs.ptr, ks.ptr, vs.ptr);
     }
@@ -1167,7 +1166,7 @@ public final class CudaBackend implements Backend {
         CudaTensor os = tensor(out);
         checkRange(xs, 0, g.cols);
         checkRange(os, 0, g.rows);
-        long in = decodeInput(matvec, xs, g.cols);
+        long in = decodeInput(matvec, g.type, xs, g.cols);
         launch("matvec_swiglu_" + matvec, ceilDiv(g.rows, MV_WARPS), 1, 1, MV_WARPS * 32, g.ptr, u.ptr, g.rowBytes,
                 g.rows, g.cols, in, os.ptr);
     }
