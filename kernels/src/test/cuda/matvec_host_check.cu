@@ -100,22 +100,23 @@ static void rows_dot(const std::vector<u8>& w, long long row_bytes, int rows, in
     }
 }
 
-// mma.sync.m16n8k32.s32.s8.s8.s32 for a whole warp, from the fragment layout jcascade.cu states
-// (the PTX ISA's): each lane's a[4] and b[2] are scattered into A (16 x 32) and B (32 x 8), and
-// each lane gets its four elements of C = A B.
-static void emulate_mma(const int a[WARP][4], const int b[WARP][2], int c[WARP][4]) {
-    int A[16][32];
-    int B[32][8];
+// mma.sync.m16n8kKD.s32.s8.s8.s32 (KD = 32 or 16) for a whole warp, from the fragment layout
+// jcascade.cu states (the PTX ISA's): each lane's a[KD / 8] and b[KD / 16] registers are
+// scattered into A (16 x KD) and B (KD x 8) -- per 16 of k, a[2h] row g, a[2h + 1] row g + 8 and
+// b[h] token g, k 16h + 4i .. -- and each lane gets its four elements of C = A B.
+template <int KD>
+static void emulate_mma(const int a[WARP][KD / 8], const int b[WARP][KD / 16], int c[WARP][4]) {
+    int A[16][KD];
+    int B[KD][8];
     for (int lane = 0; lane < WARP; lane++) {
         int g = lane >> 2;
         int i = lane & 3;
-        for (int e = 0; e < 4; e++) {
-            A[g][4 * i + e] = (signed char) (a[lane][0] >> (8 * e));
-            A[g + 8][4 * i + e] = (signed char) (a[lane][1] >> (8 * e));
-            A[g][16 + 4 * i + e] = (signed char) (a[lane][2] >> (8 * e));
-            A[g + 8][16 + 4 * i + e] = (signed char) (a[lane][3] >> (8 * e));
-            B[4 * i + e][g] = (signed char) (b[lane][0] >> (8 * e));
-            B[16 + 4 * i + e][g] = (signed char) (b[lane][1] >> (8 * e));
+        for (int h = 0; h < KD / 16; h++) {
+            for (int e = 0; e < 4; e++) {
+                A[g][16 * h + 4 * i + e] = (signed char) (a[lane][2 * h] >> (8 * e));
+                A[g + 8][16 * h + 4 * i + e] = (signed char) (a[lane][2 * h + 1] >> (8 * e));
+                B[16 * h + 4 * i + e][g] = (signed char) (b[lane][h] >> (8 * e));
+            }
         }
     }
     for (int lane = 0; lane < WARP; lane++) {
@@ -124,7 +125,7 @@ static void emulate_mma(const int a[WARP][4], const int b[WARP][2], int c[WARP][
         int rc[4][2] = {{g, 2 * i}, {g, 2 * i + 1}, {g + 8, 2 * i}, {g + 8, 2 * i + 1}};
         for (int e = 0; e < 4; e++) {
             int sum = 0;
-            for (int k = 0; k < 32; k++) {
+            for (int k = 0; k < KD; k++) {
                 sum += A[rc[e][0]][k] * B[k][rc[e][1]];
             }
             c[lane][e] = sum;
@@ -132,63 +133,21 @@ static void emulate_mma(const int a[WARP][4], const int b[WARP][2], int c[WARP][
     }
 }
 
-// quantize_q8 over n tokens (grid y = n): q[n][cols] | d[n][cols/32] | s[n][cols/32].
+// quantize_q8 (K: quantize_q8k) over n tokens (grid y = n): every part of the one-token layout
+// n times as long, token-major: q[n][cols] | d[n][cols/32 or cols/256] | s[n][cols/32].
+template <bool K>
 static std::vector<int> quantize_tokens(const float* x, int cols, int n) {
+    int nd = K ? cols / 256 : cols / 32;
     int nb = cols / 32;
-    std::vector<int> act((size_t) n * (cols / 4 + 2 * nb));
+    std::vector<int> act((size_t) n * (cols / 4 + nd + nb));
     signed char* q = reinterpret_cast<signed char*>(act.data());
     float* d = reinterpret_cast<float*>(act.data() + (size_t) n * cols / 4);
-    int* s = act.data() + (size_t) n * cols / 4 + (size_t) n * nb;
+    int* s = act.data() + (size_t) n * cols / 4 + (size_t) n * nd;
     for (int t = 0; t < n; t++) {
-        std::vector<int> one = quantize(x + (size_t) t * cols, cols);
+        std::vector<int> one = K ? quantize_k(x + (size_t) t * cols, cols) : quantize(x + (size_t) t * cols, cols);
         std::memcpy(q + (size_t) t * cols, one.data(), cols);
-        std::memcpy(d + (size_t) t * nb, one.data() + cols / 4, 4 * nb);
-        std::memcpy(s + (size_t) t * nb, one.data() + cols / 4 + nb, 4 * nb);
-    }
-    return act;
-}
-
-// mma.sync.m16n8k16.s32.s8.s8.s32 for a whole warp (A: a0 row g, a1 row g + 8, k 4i..; B: b0
-// token g, k 4i..; C as for k32).
-static void emulate_mma16(const int a[WARP][2], const int b[WARP], int c[WARP][4]) {
-    int A[16][16];
-    int B[16][8];
-    for (int lane = 0; lane < WARP; lane++) {
-        int g = lane >> 2;
-        int i = lane & 3;
-        for (int e = 0; e < 4; e++) {
-            A[g][4 * i + e] = (signed char) (a[lane][0] >> (8 * e));
-            A[g + 8][4 * i + e] = (signed char) (a[lane][1] >> (8 * e));
-            B[4 * i + e][g] = (signed char) (b[lane] >> (8 * e));
-        }
-    }
-    for (int lane = 0; lane < WARP; lane++) {
-        int g = lane >> 2;
-        int i = lane & 3;
-        int rc[4][2] = {{g, 2 * i}, {g, 2 * i + 1}, {g + 8, 2 * i}, {g + 8, 2 * i + 1}};
-        for (int e = 0; e < 4; e++) {
-            int sum = 0;
-            for (int k = 0; k < 16; k++) {
-                sum += A[rc[e][0]][k] * B[k][rc[e][1]];
-            }
-            c[lane][e] = sum;
-        }
-    }
-}
-
-// quantize_q8k over n tokens (grid y = n): q[n][cols] | d[n][cols/256] | s[n][cols/32].
-static std::vector<int> quantize_k_tokens(const float* x, int cols, int n) {
-    int nk = cols / 256;
-    int nb = cols / 32;
-    std::vector<int> act((size_t) n * (cols / 4 + nk + nb));
-    signed char* q = reinterpret_cast<signed char*>(act.data());
-    float* d = reinterpret_cast<float*>(act.data() + (size_t) n * cols / 4);
-    int* s = act.data() + (size_t) n * cols / 4 + (size_t) n * nk;
-    for (int t = 0; t < n; t++) {
-        std::vector<int> one = quantize_k(x + (size_t) t * cols, cols);
-        std::memcpy(q + (size_t) t * cols, one.data(), cols);
-        std::memcpy(d + (size_t) t * nk, one.data() + cols / 4, 4 * nk);
-        std::memcpy(s + (size_t) t * nb, one.data() + cols / 4 + nk, 4 * nb);
+        std::memcpy(d + (size_t) t * nd, one.data() + cols / 4, 4 * nd);
+        std::memcpy(s + (size_t) t * nb, one.data() + cols / 4 + nd, 4 * nb);
     }
     return act;
 }
@@ -199,7 +158,7 @@ template <int T>
 static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
                      float* out) {
     constexpr bool K = T == W_Q4_K || T == W_Q6_K;
-    std::vector<int> actv = K ? quantize_k_tokens(x, cols, n) : quantize_tokens(x, cols, n);
+    std::vector<int> actv = quantize_tokens<K>(x, cols, n);
     const u8* act = reinterpret_cast<const u8*>(actv.data());
     int nb = cols / 32;
     const float* xd = reinterpret_cast<const float*>(act + (long long) n * cols);
@@ -239,17 +198,17 @@ static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, in
                                     std::memcpy(a[lane], K ? kst[lane].a[f] : st[lane].a[f], sizeof a[lane]);
                                     std::memcpy(bf[lane], K ? kst[lane].bf[j] : st[lane].bf[j], sizeof bf[lane]);
                                 }
-                                emulate_mma(a, bf, lo);
+                                emulate_mma<32>(a, bf, lo);
                             } else {
                                 for (int half = 0; half < 2; half++) {
                                     int a[WARP][2];
-                                    int bf[WARP];
+                                    int bf[WARP][1];
                                     for (int lane = 0; lane < WARP; lane++) {
                                         a[lane][0] = kst[lane].a[f][2 * half];
                                         a[lane][1] = kst[lane].a[f][2 * half + 1];
-                                        bf[lane] = kst[lane].bf[j][half];
+                                        bf[lane][0] = kst[lane].bf[j][half];
                                     }
-                                    emulate_mma16(a, bf, half == 0 ? lo : hi);
+                                    emulate_mma<16>(a, bf, half == 0 ? lo : hi);
                                 }
                             }
                             for (int lane = 0; lane < WARP; lane++) {
