@@ -26,7 +26,7 @@ class ForwardGreedyTest {
             Llama.State s = llama.newState(64, 4); // a batch of 4: the prompt runs in two
             llama.forward(s, prompt, prompt.length, 0, logits);
             for (int i = 0; i < 20; i++) {
-                int next = argmax(logits);
+                int next = QuantizedPositionAgreementTest.argmax(logits); // the first of the largest
                 fromLogits.add(next);
                 llama.forward(s, new int[] {next}, 1, prompt.length + i, logits);
             }
@@ -40,16 +40,5 @@ class ForwardGreedyTest {
             assertThat(greedy).isEqualTo(fromLogits);
             assertThat(new java.util.HashSet<>(greedy)).as("a story, not one token again and again").hasSizeGreaterThan(5);
         }
-    }
-
-    /** The reference argmax: the first of the largest. */
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
