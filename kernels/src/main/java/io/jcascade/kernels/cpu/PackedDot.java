@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -30,6 +31,8 @@ final class PackedDot {
 
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    private static final VectorSpecies<Long> L256 = LongVector.SPECIES_256;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
     private static final VectorSpecies<Short> S512 = ShortVector.SPECIES_512;
@@ -224,7 +227,7 @@ final class PackedDot {
     static void groupQ4Kx16(MemorySegment seg, long go, int ns, int[] pairs, int pb, int[] sums32, int sb, float[] d,
             int db, float[] out, int o) {
         int[] scaled = SCALED.get();
-        float[] scales = SCALES.get();
+        long[] halves = HALVES.get();
         FloatVector acc = FloatVector.zero(F512);
         FloatVector mins = FloatVector.zero(F512);
         // pieces of PIECE super-blocks: the scratch stays in L1 beside the weights streaming through
@@ -242,16 +245,11 @@ final class PackedDot {
                     min = min.add(IntVector.fromArray(I512, scaled, 32 * (8 * b + c) + 16));
                 }
                 float dx = d[db + b0 + b];
-                // 4 of the 16 d, then of the 16 dmin, per chunk: scalar conversions (32 per 4096
-                // products), because a vector helper of another class that C2 does not inline
-                // (PanamaKernels.halfToFloat, here) sends the whole loop to the Vector API's
-                // allocating fallback: Q4_K_M decode then ran at 20-25 tok/s instead of 32-35
-                for (int i = 0; i < 32; i++) {
-                    scales[i] = Float.float16ToFloat(seg.get(I16_LE,
-                            unit + (long) PackedMatrix.Q4K_CHUNK * (i >> 2) + PackedMatrix.Q4K_HALVES + 2 * (i & 3)));
+                for (int i = 0; i < 8; i++) { // 8 bytes of the 16 d, then of the 16 dmin, per chunk
+                    halves[i] = seg.get(I64_LE, unit + (long) PackedMatrix.Q4K_CHUNK * i + PackedMatrix.Q4K_HALVES);
                 }
-                FloatVector dd = FloatVector.fromArray(F512, scales, 0).mul(dx);
-                FloatVector dm = FloatVector.fromArray(F512, scales, 16).mul(dx);
+                FloatVector dd = PanamaKernels.halfToFloat(LongVector.fromArray(L256, halves, 0).reinterpretAsShorts()).mul(dx);
+                FloatVector dm = PanamaKernels.halfToFloat(LongVector.fromArray(L256, halves, 4).reinterpretAsShorts()).mul(dx);
                 acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(dd, acc);
                 mins = ((FloatVector) min.convert(VectorOperators.I2F, 0)).fma(dm, mins);
             }
@@ -273,34 +271,25 @@ final class PackedDot {
             long bo = go + (long) PackedMatrix.Q4K_CHUNK * k; // linear in k: see PackedMatrix.Q4K_CHUNK
             int pv = pb + 16 * k;
             ShortVector s = ShortVector.zero(S512);
-            // No helper calls in this loop, not even pairs() and pairSum(): where C2 left one of
-            // them out of line, the loop's vectors were boxed and the Vector API fell back to its
-            // allocating Java code (JFR: GBs of float[]), in some runs and not others.
             for (int l = 0; l < 4; l++) {
                 ShortVector w = ShortVector.fromMemorySegment(S512, seg, bo + 64 * l, LE);
                 int pl = pv + 4 * l;
-                s = s.add(w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12)
-                                .mul(IntVector.broadcast(I512, pairs[pl]).reinterpretAsShorts()))
-                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12)
-                                .mul(IntVector.broadcast(I512, pairs[pl + 1]).reinterpretAsShorts()))
-                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12)
-                                .mul(IntVector.broadcast(I512, pairs[pl + 2]).reinterpretAsShorts()))
-                        .add(w.lanewise(VectorOperators.ASHR, 12)
-                                .mul(IntVector.broadcast(I512, pairs[pl + 3]).reinterpretAsShorts()));
+                s = s.add(w.lanewise(VectorOperators.LSHL, 12).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl])))
+                        .add(w.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 1])))
+                        .add(w.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 2])))
+                        .add(w.lanewise(VectorOperators.ASHR, 12).mul(pairs(pairs[pl + 3])));
             }
             int sx = sums32[sb + k];
             // the 16 scale bytes then the 16 min bytes as 32 short lanes, each half then as 16 ints
             ShortVector sm = (ShortVector) ByteVector.fromMemorySegment(B256, seg, bo + PackedMatrix.Q4K_SC, LE)
                     .convertShape(VectorOperators.B2S, S512, 0);
-            IntVector si = s.reinterpretAsInts(); // pairSum(s), written out
-            si = si.add(si.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
-            si.add(8 * sx).mul((IntVector) sm.convertShape(VectorOperators.S2I, I512, 0)).intoArray(scaled, 32 * k);
+            pairSum(s).add(8 * sx).mul((IntVector) sm.convertShape(VectorOperators.S2I, I512, 0)).intoArray(scaled, 32 * k);
             ((IntVector) sm.convertShape(VectorOperators.S2I, I512, 1)).mul(sx).intoArray(scaled, 32 * k + 16);
         }
     }
 
-    /** A unit's 16 d then 16 dmin as floats, gathered from its chunks, per thread. */
-    private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[32]);
+    /** A unit's 16 fp16 d then 16 fp16 dmin, gathered from its chunks, per thread. */
+    private static final ThreadLocal<long[]> HALVES = ThreadLocal.withInitial(() -> new long[8]);
 
     /** Super-blocks per pass of {@link #groupQ4Kx16}: 8 KB of scratch. */
     private static final int PIECE = 8;
