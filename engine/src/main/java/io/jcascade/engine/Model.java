@@ -3,7 +3,6 @@ package io.jcascade.engine;
 import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.model.Llama;
 import io.jcascade.engine.model.ModelConfig;
-import io.jcascade.engine.sampling.Distribution;
 import io.jcascade.engine.sampling.Sampler;
 import io.jcascade.engine.tokenizer.TokenDecoder;
 import io.jcascade.engine.tokenizer.Tokenizer;
@@ -11,6 +10,8 @@ import io.jcascade.engine.tokenizer.Tokenizers;
 import io.jcascade.gguf.GgufFile;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backends;
+import io.jcascade.kernels.LogitStats;
+import io.jcascade.kernels.TokenCandidates;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -174,16 +175,23 @@ public final class Model implements AutoCloseable {
         long start = System.nanoTime();
         int capacity = (int) Math.min(contextLength, (long) prompt.length + Math.max(1, params.maxTokens()));
         Llama.State state = llama.newState(capacity, options.batchSize());
-        float[] logits = new float[config.vocabSize()];
         if (params.maxTokens() == 0) {
             return new GenerationResult("", List.of(), prompt.length, 0, 0, FinishReason.MAX_TOKENS);
         }
-        llama.forward(state, prompt, prompt.length, 0, logits);
+        int vocab = config.vocabSize();
+        Sampler sampler = new Sampler(params.sampling(), vocab);
+        // With fewer candidates than the vocabulary (greedy, top-k), the backend picks them where
+        // the logits are: on a GPU, k candidates and the step's statistics cross the bus, not the logits.
+        int needed = sampler.candidatesNeeded(vocab);
+        boolean onBackend = needed < vocab;
+        TokenCandidates candidates = new TokenCandidates();
+        float[] logits = onBackend ? null : new float[vocab];
+        Backend.Tensor backendLogits = forward(state, prompt, prompt.length, 0, logits);
         long prefilled = System.nanoTime();
 
-        Sampler sampler = new Sampler(params.sampling(), config.vocabSize());
         int[] history = Arrays.copyOf(prompt, capacity + 1);
         int historyLength = prompt.length;
+        int[] penalised = new int[history.length];
         TokenDecoder decoder = new TokenDecoder(tokenizer, false); // continuing the prompt: a leading space is real
         StopStrings stops = new StopStrings(params.stop());
         StringBuilder text = new StringBuilder();
@@ -192,10 +200,22 @@ public final class Model implements AutoCloseable {
         FinishReason reason = FinishReason.MAX_TOKENS;
         int[] next = new int[1];
         int pos = prompt.length;
-        Distribution.Stats stats = new Distribution.Stats();
         for (int i = 0; i < params.maxTokens(); i++) {
-            stats.compute(logits, config.vocabSize());
-            int token = sampler.sample(logits, history, historyLength);
+            int token;
+            double probability;
+            LogitStats signals;
+            if (onBackend) {
+                int count = sampler.penalisedTokens(history, historyLength, penalised);
+                backend.selectTokens(backendLogits, vocab, needed, params.sampling().repetitionPenalty(), penalised,
+                        count, candidates);
+                token = sampler.sample(candidates);
+                probability = candidates.probability(candidates.indexOf(token));
+                signals = candidates.stats();
+            } else {
+                signals = candidates.stats().compute(logits, vocab);
+                token = sampler.sample(logits, history, historyLength);
+                probability = signals.probability(logits[token]);
+            }
             history[historyLength++] = token;
             boolean endOfSequence = tokenizer.isEndOfGeneration(token);
             int before = text.length();
@@ -221,19 +241,28 @@ public final class Model implements AutoCloseable {
             int safe = last ? text.length() : stops.safeLength(text);
             String release = safe > released ? text.substring(released, safe) : "";
             released = Math.max(released, safe);
-            GeneratedToken generated = new GeneratedToken(token, release, stats.entropy(), stats.probability(token),
-                    stats.p1(), stats.p2());
+            GeneratedToken generated = new GeneratedToken(token, release, signals.entropy(), probability,
+                    signals.p1(), signals.p2());
             tokens.add(generated);
             listener.onToken(generated);
             if (last) {
                 break;
             }
             next[0] = token;
-            llama.forward(state, next, 1, pos, logits);
+            forward(state, next, 1, pos, logits);
             pos++;
         }
         long end = System.nanoTime();
         return new GenerationResult(text.toString(), tokens, prompt.length, prefilled - start, end - prefilled, reason);
+    }
+
+    /** Runs the model; reads the logits into {@code logits} unless it is null (they stay on the backend). */
+    private Backend.Tensor forward(Llama.State state, int[] tokens, int n, int startPos, float[] logits) {
+        if (logits == null) {
+            return llama.forwardOnBackend(state, tokens, n, startPos);
+        }
+        llama.forward(state, tokens, n, startPos, logits);
+        return null;
     }
 
     /** Unmaps the model file and stops the kernel threads. Generations must have finished. */

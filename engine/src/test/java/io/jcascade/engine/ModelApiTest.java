@@ -129,6 +129,24 @@ class ModelApiTest {
     }
 
     @Test
+    void candidatesSelectedOnTheBackendGenerateWhatTheFullLogitsGenerate() {
+        // top-k of all but one token runs through Backend.selectTokens; top-k of the whole
+        // vocabulary reads the logits back. min-p 0.05 never keeps the worst token, so both draw
+        // from the same survivors: the same text and signals, seed for seed.
+        int vocab = model.config().vocabSize();
+        for (long seed = 1; seed <= 3; seed++) {
+            SamplingParams selected = new SamplingParams(0.9f, vocab - 1, 0.95f, 0.05f, 1.15f, 32, seed);
+            SamplingParams full = selected.toBuilder().topK(vocab).build();
+            GenerationResult a = model.generate("Lily wanted to", GenerationParams.defaults().withMaxTokens(40)
+                    .withSampling(selected));
+            GenerationResult b = model.generate("Lily wanted to", GenerationParams.defaults().withMaxTokens(40)
+                    .withSampling(full));
+            assertThat(a.text()).isEqualTo(b.text());
+            assertThat(a.tokens()).isEqualTo(b.tokens());
+        }
+    }
+
+    @Test
     void aPromptPastTheContextNamesBothSizes() throws Exception {
         try (Model small = Model.load(SharedData.embeddedModel("stories260K.gguf"),
                 ModelOptions.defaults().withThreads(1).withContextLength(16))) {

@@ -9,7 +9,8 @@ import java.util.OptionalDouble;
  *
  * <p>Activations are float32 tensors that the backend allocates; a batch of {@code n} tokens of
  * width {@code d} is stored token-major ({@code n * d} floats). Only the embedding ids go in and
- * only logits come out ({@link #read}), so a GPU backend moves almost nothing across the bus.
+ * only logits come out ({@link #read}), or only a step's candidates and statistics ({@link
+ * #selectTokens}), so a GPU backend moves almost nothing across the bus.
  *
  * <pre>{@code
  * try (Backend backend = Backends.cpu(4)) {
@@ -134,6 +135,28 @@ public interface Backend extends AutoCloseable {
             }
         }
         return best;
+    }
+
+    /**
+     * One decoding step's choice material from the logits {@code x[0..n)}: their statistics and
+     * the {@code k} best tokens after the repetition penalty (see {@link TokenCandidates}), into
+     * {@code out}. {@code penalisedIds[0..penalisedCount)} are the recent tokens the penalty
+     * lowers; penalty 1 changes nothing. The default reads the logits back and selects on the
+     * host; a device backend selects where they are, so that k candidates cross the bus instead
+     * of the vocabulary's logits.
+     *
+     * <pre>{@code
+     * TokenCandidates c = new TokenCandidates();
+     * backend.selectTokens(logits, vocabSize, 40, 1f, new int[0], 0, c);
+     * double entropy = c.stats().entropy();
+     * }</pre>
+     */
+    default void selectTokens(Tensor x, int n, int k, float penalty, int[] penalisedIds, int penalisedCount,
+            TokenCandidates out) {
+        TokenCandidates.checkRequest(n, k, penalisedIds, penalisedCount);
+        float[] host = out.hostLogits(n);
+        read(x, 0, host, 0, n);
+        out.select(host, n, k, penalty, penalisedIds, penalisedCount);
     }
 
     /** Writes the rows {@code tokens[0..n)} of the embedding table into {@code out}, dequantized. */

@@ -346,6 +346,20 @@ public final class Llama {
         return backend.argmax(s.logits, config.vocabSize());
     }
 
+    /**
+     * As {@link #forward}, but leaves the logits on the backend and returns them there, for
+     * {@link Backend#selectTokens} to choose from where they are.
+     *
+     * <pre>{@code
+     * Backend.Tensor logits = model.forwardOnBackend(state, prompt, prompt.length, 0);
+     * backend.selectTokens(logits, vocabSize, 40, 1f, new int[0], 0, candidates);
+     * }</pre>
+     */
+    public Tensor forwardOnBackend(State s, int[] tokens, int n, int startPos) {
+        logitsOfLast(s, tokens, n, startPos);
+        return s.logits;
+    }
+
     /** Runs the tokens through the model and leaves the last one's logits in {@code s.logits}. */
     private void logitsOfLast(State s, int[] tokens, int n, int startPos) {
         if (startPos + n > s.capacity()) {

@@ -1,5 +1,7 @@
 package io.jcascade.engine.sampling;
 
+import io.jcascade.kernels.LogitStats;
+
 /**
  * Statistics of the softmax distribution behind a logit vector, computed in double with the
  * log-sum-exp trick so that large logits neither overflow nor lose precision. The cascade uses
@@ -34,7 +36,7 @@ public final class Distribution {
     /** Top-1 and top-2 tokens with their softmax probabilities (lowest id first on ties). */
     public static Top top2(float[] logits, int n) {
         Stats st = new Stats().compute(logits, n);
-        return new Top(st.id1, st.p1, st.id2, st.p2);
+        return new Top(st.id1(), st.p1(), st.id2(), st.p2());
     }
 
     /** log(sum(exp(logits[0, n)))), stable for any magnitude. */
@@ -54,98 +56,50 @@ public final class Distribution {
      * }</pre>
      */
     public static final class Stats {
+        private final LogitStats stats = new LogitStats();
         private float[] logits;
-        private double max;
-        private double logZ; // log of sum exp(logit - max)
-        private double entropy;
-        private int id1;
-        private int id2;
-        private double p1;
-        private double p2;
 
         /** Computes the statistics of softmax(logits[0, n)); NaN logits are skipped, -inf ones contribute nothing. */
         public Stats compute(float[] logits, int n) {
             checkLength(logits, n);
+            stats.compute(logits, n);
             this.logits = logits;
-            id1 = -1;
-            id2 = -1;
-            for (int i = 0; i < n; i++) {
-                float x = logits[i];
-                if (Float.isNaN(x)) {
-                    continue;
-                }
-                if (id1 < 0 || x > logits[id1]) {
-                    id2 = id1;
-                    id1 = i;
-                } else if (id2 < 0 || x > logits[id2]) {
-                    id2 = i;
-                }
-            }
-            if (id1 < 0) {
-                throw new IllegalArgumentException("all logits are NaN");
-            }
-            max = logits[id1];
-            if (Double.isInfinite(max)) {
-                // All tokens impossible (-inf): the limit of equal logits, uniform. +inf: certain.
-                boolean none = max < 0;
-                logZ = none ? 0 : Double.NaN;
-                entropy = 0;
-                p1 = none ? 1.0 / n : 1;
-                p2 = id2 < 0 ? 0 : none ? 1.0 / n : 0;
-                return this;
-            }
-            // H = log Z - E[x - max] with Z = sum exp(x - max): one pass for both sums.
-            double z = 0;
-            double weighted = 0;
-            for (int i = 0; i < n; i++) {
-                double d = logits[i] - max;
-                if (d == Double.NEGATIVE_INFINITY || Double.isNaN(d)) {
-                    continue;
-                }
-                double e = Math.exp(d);
-                z += e;
-                weighted += e * d;
-            }
-            logZ = Math.log(z);
-            entropy = Math.max(0, logZ - weighted / z);
-            p1 = Math.exp(-logZ);
-            p2 = id2 < 0 ? 0 : Math.exp((logits[id2] - max) - logZ);
             return this;
         }
 
         /** Natural-log entropy. */
         public double entropy() {
-            return entropy;
+            return stats.entropy();
         }
 
         /** The most likely token. */
         public int id1() {
-            return id1;
+            return stats.id1();
         }
 
         /** The second most likely token, or -1 when there is one logit. */
         public int id2() {
-            return id2;
+            return stats.id2();
         }
 
         /** Probability of the most likely token. */
         public double p1() {
-            return p1;
+            return stats.p1();
         }
 
         /** Probability of the second most likely token (0 when there is one logit). */
         public double p2() {
-            return p2;
+            return stats.p2();
         }
 
         /** log(sum(exp(logits))). */
         public double logSumExp() {
-            return Double.isInfinite(max) ? max : max + logZ;
+            return stats.logSumExp();
         }
 
         /** Probability of token {@code id}. */
         public double probability(int id) {
-            return Double.isInfinite(max) ? (logits[id] == max ? p1 : 0) : Math.exp((logits[id] - max) - logZ);
+            return stats.probability(logits[id]);
         }
     }
 

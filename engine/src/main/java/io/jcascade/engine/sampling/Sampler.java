@@ -1,5 +1,6 @@
 package io.jcascade.engine.sampling;
 
+import io.jcascade.kernels.TokenCandidates;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.SplittableRandom;
@@ -97,8 +98,12 @@ public final class Sampler {
         if (params.isGreedy()) {
             return argmax(w, vocabSize);
         }
-        int m = filter(w, vocabSize);
-        double total = softmaxWeights(w, m);
+        return draw(filter(w, vocabSize));
+    }
+
+    /** A draw from the survivors keys[0, m), whose logits are in work. */
+    private int draw(int m) {
+        double total = softmaxWeights(work, m);
         double u = random.nextDouble() * total;
         double cumulative = 0;
         for (int i = 0; i < m; i++) {
@@ -108,6 +113,80 @@ public final class Sampler {
             }
         }
         return (int) keys[m - 1]; // u landed on the rounding slack at the top end
+    }
+
+    /**
+     * How many of the best tokens a draw over a vocabulary of {@code vocabSize} can pick from: 1
+     * when greedy, top-k when it keeps fewer than all, else {@code vocabSize} (top-k off: every
+     * token may survive). Below {@code vocabSize}, {@link #sample(TokenCandidates)} over that many
+     * candidates draws exactly what {@link #sample(float[], int, int[], int)} draws over the logits.
+     */
+    public int candidatesNeeded(int vocabSize) {
+        if (params.isGreedy()) {
+            return 1;
+        }
+        int k = params.topK();
+        return k > 0 && k < vocabSize ? k : vocabSize;
+    }
+
+    /**
+     * The distinct tokens among the last {@code repeatLastN} of {@code history[0,
+     * historyLength)} that the repetition penalty lowers, into {@code out} (room for {@code
+     * repeatLastN}, or historyLength when it is -1); returns how many (0 when the penalty is 1).
+     */
+    public int penalisedTokens(int[] history, int historyLength, int[] out) {
+        Objects.checkFromToIndex(0, historyLength, history.length);
+        int lastN = params.repeatLastN() < 0 ? historyLength : Math.min(params.repeatLastN(), historyLength);
+        if (params.repetitionPenalty() == 1f || lastN == 0) {
+            return 0;
+        }
+        newStamp(0);
+        int count = 0;
+        for (int i = historyLength - lastN; i < historyLength; i++) {
+            int id = history[i];
+            if (id < 0) {
+                continue;
+            }
+            if (id >= seen.length) {
+                seen = Arrays.copyOf(seen, Math.max(id + 1, seen.length * 2));
+            }
+            if (seen[id] != stamp) {
+                seen[id] = stamp;
+                out[count++] = id;
+            }
+        }
+        return count;
+    }
+
+    /**
+     * Samples from candidates a backend selected ({@link io.jcascade.kernels.Backend#selectTokens})
+     * with {@link #candidatesNeeded} as k, this sampler's penalty and {@link #penalisedTokens}:
+     * the same token as {@link #sample(float[], int, int[], int)} over the logits they came from,
+     * with the same random draws.
+     *
+     * @throws IllegalArgumentException if there are fewer candidates than the sampling needs
+     */
+    public int sample(TokenCandidates candidates) {
+        int m = candidates.count();
+        if (params.isGreedy()) {
+            return candidates.id(0);
+        }
+        if (params.topK() <= 0 || m < params.topK()) {
+            throw new IllegalArgumentException(m + " candidates for top-k " + params.topK()
+                    + ": give candidatesNeeded() of them, or sample over the logits");
+        }
+        m = params.topK();
+        int ids = 0;
+        for (int i = 0; i < m; i++) {
+            ids = Math.max(ids, candidates.id(i) + 1);
+        }
+        ensureCapacity(ids);
+        for (int i = 0; i < m; i++) {
+            int id = candidates.id(i);
+            work[id] = candidates.penalisedLogit(i);
+            keys[i] = key(work[id], id);
+        }
+        return draw(cut(work, m, work[(int) keys[0]]));
     }
 
     /**
@@ -141,14 +220,7 @@ public final class Sampler {
         if (penalty == 1f || lastN == 0) {
             return;
         }
-        if (seen.length < vocabSize) {
-            seen = new int[Math.max(vocabSize, seen.length * 2)];
-            stamp = 0;
-        }
-        if (++stamp == 0) { // wrapped: old stamps could collide
-            Arrays.fill(seen, 0);
-            stamp = 1;
-        }
+        newStamp(vocabSize);
         for (int i = historyLength - lastN; i < historyLength; i++) {
             int id = history[i];
             if (id < 0 || id >= vocabSize || seen[id] == stamp) {
@@ -157,6 +229,18 @@ public final class Sampler {
             seen[id] = stamp;
             float l = logits[id];
             logits[id] = l <= 0 ? l * penalty : l / penalty;
+        }
+    }
+
+    /** Starts a new generation of {@link #seen} stamps, with room for ids below {@code size}. */
+    private void newStamp(int size) {
+        if (seen.length < size) {
+            seen = new int[Math.max(size, seen.length * 2)];
+            stamp = 0;
+        }
+        if (++stamp == 0) { // wrapped: old stamps could collide
+            Arrays.fill(seen, 0);
+            stamp = 1;
         }
     }
 
@@ -179,25 +263,21 @@ public final class Sampler {
         }
     }
 
-    /** Lowest index of the largest value; NaN never wins. */
+    /** Lowest index of the largest value, NaN counted as -inf: the first in {@link TokenCandidates}' order. */
     static int argmax(float[] a, int n) {
         int best = 0;
-        float max = Float.NEGATIVE_INFINITY;
-        boolean found = false;
-        for (int i = 0; i < n; i++) {
-            if (a[i] > max || !found && a[i] == max) {
+        float max = Float.isNaN(a[0]) ? Float.NEGATIVE_INFINITY : a[0];
+        for (int i = 1; i < n; i++) {
+            if (a[i] > max) {
                 max = a[i];
                 best = i;
-                found = true;
             }
         }
         return best;
     }
 
     private static long key(float logit, int id) {
-        int bits = Float.floatToIntBits(Float.isNaN(logit) ? Float.NEGATIVE_INFINITY : logit);
-        int ascending = bits ^ ((bits >> 31) & 0x7fffffff);
-        return (long) ~ascending << 32 | (id & 0xffffffffL);
+        return TokenCandidates.key(logit, id);
     }
 
     /**
@@ -222,8 +302,14 @@ public final class Sampler {
                 Arrays.sort(keys, 0, n);
             }
         }
-        float max = sorted ? w[(int) keys[0]] : w[argmax(w, n)];
+        return cut(w, m, sorted ? w[(int) keys[0]] : w[argmax(w, n)]);
+    }
 
+    /**
+     * Top-p and min-p over the survivors in keys[0, m) (sorted best-first whenever top-p is on),
+     * whose logits are w[id] and the largest max; returns how many are left, at least 1.
+     */
+    private int cut(float[] w, int m, float max) {
         if (params.topP() < 1f) {
             double total = 0;
             for (int i = 0; i < m; i++) {

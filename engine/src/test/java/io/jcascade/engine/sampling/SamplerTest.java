@@ -266,4 +266,79 @@ class SamplerTest {
         assertThatThrownBy(() -> plain().repetitionPenalty(0f).build()).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> new Sampler(d).sample(new float[3], 4)).isInstanceOf(IllegalArgumentException.class);
     }
+
+    /** Logits with the awkward cases: ties, -0.0 beside 0.0, -inf, a NaN. */
+    private static float[] awkwardLogits(Random r, int n) {
+        float[] l = randomLogits(r, n);
+        for (int i = 0; i < n / 8; i++) {
+            l[r.nextInt(n)] = l[r.nextInt(n)]; // ties
+        }
+        l[r.nextInt(n)] = 0f;
+        l[r.nextInt(n)] = -0f;
+        l[r.nextInt(n)] = Float.NEGATIVE_INFINITY;
+        l[r.nextInt(n)] = Float.NaN;
+        return l;
+    }
+
+    @Test
+    void candidatesFromTheBackendDrawWhatTheFullLogitsDraw() {
+        // Model.generate samples from TokenCandidates whenever top-k (or greedy) keeps fewer than
+        // the vocabulary; it must pick the very tokens the full-logit path picks, seed for seed.
+        Random r = new Random(11);
+        int n = 700;
+        SamplingParams[] cases = {
+                SamplingParams.greedy(),
+                SamplingParams.defaults(),
+                plain().topK(1).temperature(3f).build(),
+                plain().topK(5).build(),
+                plain().topK(40).topP(0.9f).build(),
+                plain().topK(40).minP(0.1f).temperature(0.7f).build(),
+                plain().topK(100).topP(0.95f).minP(0.05f).repetitionPenalty(1.3f).repeatLastN(16).build(),
+                plain().temperature(0f).repetitionPenalty(1.5f).repeatLastN(-1).build(),
+                plain().topK(n - 1).topP(0.5f).repetitionPenalty(0.8f).build(),
+        };
+        for (SamplingParams p : cases) {
+            Sampler full = new Sampler(p.toBuilder().seed(3).build(), n);
+            Sampler fromCandidates = new Sampler(p.toBuilder().seed(3).build(), n);
+            int k = fromCandidates.candidatesNeeded(n);
+            assertThat(k).as("%s", p).isLessThan(n);
+            io.jcascade.kernels.TokenCandidates c = new io.jcascade.kernels.TokenCandidates();
+            int[] history = new int[300];
+            int[] penalised = new int[history.length];
+            for (int step = 0; step < 200; step++) {
+                float[] l = awkwardLogits(r, n);
+                int length = 50 + step;
+                for (int i = 0; i < length; i++) {
+                    history[i] = r.nextInt(n / 4); // repeats, so that the penalty has work
+                }
+                int count = fromCandidates.penalisedTokens(history, length, penalised);
+                c.select(l, n, k, p.repetitionPenalty(), penalised, count);
+                assertThat(fromCandidates.sample(c)).as("%s step %d", p, step)
+                        .isEqualTo(full.sample(l, n, history, length));
+            }
+        }
+    }
+
+    @Test
+    void penalisedTokensAreTheDistinctRecentOnes() {
+        Sampler s = new Sampler(plain().repetitionPenalty(1.2f).repeatLastN(4).build());
+        int[] out = new int[8];
+        int count = s.penalisedTokens(new int[] {9, 1, 2, 1, 7, 2}, 6, out);
+        assertThat(Arrays.copyOf(out, count)).containsExactly(2, 1, 7);
+        assertThat(new Sampler(plain().build()).penalisedTokens(new int[] {1, 2}, 2, out)).isZero();
+        assertThat(new Sampler(plain().repetitionPenalty(1.2f).repeatLastN(-1).build())
+                .penalisedTokens(new int[] {3, 3, 4}, 3, out)).isEqualTo(2);
+    }
+
+    @Test
+    void tooFewCandidatesForTheTopKAreRefused() {
+        Sampler s = new Sampler(plain().topK(10).build());
+        io.jcascade.kernels.TokenCandidates c = new io.jcascade.kernels.TokenCandidates()
+                .select(new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 12, 5, 1f, new int[0], 0);
+        assertThatThrownBy(() -> s.sample(c)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("5 candidates for top-k 10");
+        assertThat(s.candidatesNeeded(12)).isEqualTo(10);
+        assertThat(s.candidatesNeeded(10)).isEqualTo(10); // top-k of the whole vocabulary: the full path
+        assertThat(new Sampler(plain().build()).candidatesNeeded(12)).isEqualTo(12);
+    }
 }
