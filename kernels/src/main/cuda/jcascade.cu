@@ -1682,63 +1682,269 @@ extern "C" __global__ void add(const float* x, float* y, long long n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Greedy choice and entropy of the next-token distribution, so that only 24 bytes cross the bus:
-// result = { int token, int pad, double entropy (natural log), double top probability }.
-// One block of 1024. Ties go to the lowest token id. H = log Z - sum(e_i * d_i) / Z, d_i = z_i - max.
+// A decoding step's choice material, so that the logits stay here (TokenCandidates on the host):
+// the statistics of softmax(logits) at temperature 1 and the k best tokens of the penalised
+// logits. result, 64 bytes of header then k candidates of 12 bytes:
+//   int id1, int id2 (the two most likely tokens, -1 if none; NaN logits skipped, lower id first
+//   among equals), int count, int pad, double max, double log_z (log sum exp(logit - max)),
+//   double entropy (natural log), double p1, double p2; then { int id, float logit, float
+//   penalised } per candidate, in no order (the host sorts them).
+// pen: the penalised logits (penalise's output), or logits itself when no penalty applies. The
+// candidates are the k best in TokenCandidates.key's order (logit_rank, then the lower id): a
+// radix select of the k-th best rank, 8 bits a pass, then one pass that takes every better token
+// and the lowest ids of those tied with it.
+// One block of SELECT_THREADS. Needs 1 <= k <= n.
 
-extern "C" __global__ void __launch_bounds__(1024)
-argmax_entropy(const float* __restrict__ logits, int n, unsigned char* result) {
-    __shared__ float maxes[32];
-    __shared__ int ids[32];
+#define SELECT_THREADS 1024
+
+__host__ __device__ __forceinline__ u32 float_to_bits(float f) {
+#ifdef __CUDA_ARCH__
+    return (u32) __float_as_int(f);
+#else
+    u32 bits;
+    __builtin_memcpy(&bits, &f, 4);
+    return bits;
+#endif
+}
+
+// TokenCandidates.key's order as an unsigned int, larger = better: NaN ranks as -inf, -0.0 below +0.0.
+__host__ __device__ __forceinline__ u32 logit_rank(float v) {
+    u32 bits = float_to_bits(v);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+        bits = 0xff800000u;
+    }
+    return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+// The bin of a 256-bin histogram (highest bin = best ranks) that holds the remaining-th best of
+// the ranks counted; *above is set to how many are in the bins above it.
+__host__ __device__ __forceinline__ int select_bin(const u32* hist, u32 remaining, u32* above) {
+    u32 sum = 0;
+    int b = 255;
+    for (; b > 0; b--) {
+        if (sum + hist[b] >= remaining) {
+            break;
+        }
+        sum += hist[b];
+    }
+    *above = sum;
+    return b;
+}
+
+// (v, i) comes before (w, j) among the most likely tokens: j is none, or v is larger, or equal with the lower id.
+__device__ __forceinline__ bool likelier(float v, int i, float w, int j) {
+    return j < 0 || v > w || (v == w && i < j);
+}
+
+struct Top2 {
+    float v1;
+    int i1;
+    float v2;
+    int i2;
+};
+
+__device__ __forceinline__ void top2_add(Top2& t, float v, int i) {
+    if (i < 0) {
+        return;
+    }
+    if (likelier(v, i, t.v1, t.i1)) {
+        t.v2 = t.v1;
+        t.i2 = t.i1;
+        t.v1 = v;
+        t.i1 = i;
+    } else if (likelier(v, i, t.v2, t.i2)) {
+        t.v2 = v;
+        t.i2 = i;
+    }
+}
+
+__device__ __forceinline__ void put_candidate(u8* result, int slot, int id, float logit, float penalised) {
+    u8* c = result + 64 + 12 * slot;
+    *(int*) c = id;
+    *(float*) (c + 4) = logit;
+    *(float*) (c + 8) = penalised;
+}
+
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS, 1)
+select_tokens(const float* __restrict__ logits, const float* __restrict__ pen, int n, int k, u8* __restrict__ result) {
+    __shared__ Top2 tops[32];
+    __shared__ u32 best_ranks[32];
+    __shared__ int best_ids[32];
     __shared__ double sums[32];
-    float best = NEG_INF;
+    __shared__ u32 hist[256];
+    __shared__ u32 s_prefix;
+    __shared__ u32 s_remaining;
+    __shared__ int s_slot;
+    __shared__ int s_ties;
+    __shared__ int tie_counts[32];
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int warps = blockDim.x / WARP;
+
+    // Pass 1: the two most likely tokens (NaN skipped) and the best penalised one.
+    Top2 t = {NEG_INF, -1, NEG_INF, -1};
+    u32 best_rank = 0;
     int best_id = 0x7fffffff;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float v = logits[i];
-        if (v > best) {  // i increases, so the first (lowest) id of a tie stays
-            best = v;
+        if (v == v) {
+            top2_add(t, v, i);
+        }
+        u32 r = logit_rank(pen[i]);
+        if (r > best_rank || best_id == 0x7fffffff) {  // i increases: the first of equals stays
+            best_rank = r;
             best_id = i;
         }
     }
     for (int o = WARP / 2; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        int oi = __shfl_xor_sync(0xffffffffu, best_id, o);
-        if (ov > best || (ov == best && oi < best_id)) {
-            best = ov;
-            best_id = oi;
+        Top2 other = {__shfl_xor_sync(0xffffffffu, t.v1, o), __shfl_xor_sync(0xffffffffu, t.i1, o),
+                      __shfl_xor_sync(0xffffffffu, t.v2, o), __shfl_xor_sync(0xffffffffu, t.i2, o)};
+        top2_add(t, other.v1, other.i1);
+        top2_add(t, other.v2, other.i2);
+        u32 orank = __shfl_xor_sync(0xffffffffu, best_rank, o);
+        int oid = __shfl_xor_sync(0xffffffffu, best_id, o);
+        if (orank > best_rank || (orank == best_rank && oid < best_id)) {
+            best_rank = orank;
+            best_id = oid;
         }
     }
-    int warp = threadIdx.x / WARP;
-    int lane = threadIdx.x % WARP;
     if (lane == 0) {
-        maxes[warp] = best;
-        ids[warp] = best_id;
+        tops[warp] = t;
+        best_ranks[warp] = best_rank;
+        best_ids[warp] = best_id;
     }
     __syncthreads();
-    float m = NEG_INF;
-    int id = 0x7fffffff;
-    for (int w = 0; w < blockDim.x / WARP; w++) {
-        if (maxes[w] > m || (maxes[w] == m && ids[w] < id)) {
-            m = maxes[w];
-            id = ids[w];
+    t = tops[0];
+    best_rank = best_ranks[0];
+    best_id = best_ids[0];
+    for (int w = 1; w < warps; w++) {
+        top2_add(t, tops[w].v1, tops[w].i1);
+        top2_add(t, tops[w].v2, tops[w].i2);
+        if (best_ranks[w] > best_rank || (best_ranks[w] == best_rank && best_ids[w] < best_id)) {
+            best_rank = best_ranks[w];
+            best_id = best_ids[w];
         }
     }
+
+    // Pass 2: log Z and the entropy, H = log Z - sum(e_i * d_i) / Z with d_i = logit_i - max, as LogitStats.
+    double m = (double) t.v1;
+    bool finite = t.i1 >= 0 && m > (double) NEG_INF && m < (double) -NEG_INF;
     double z = 0.0;
     double weighted = 0.0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        double d = (double) logits[i] - (double) m;
-        double e = exp(d);
-        z += e;
-        weighted += e * d;
+    if (finite) {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            double d = (double) logits[i] - m;
+            if (d == d && d > (double) NEG_INF) {
+                double e = exp(d);
+                z += e;
+                weighted += e * d;
+            }
+        }
     }
     z = block_sum_double(z, sums);
     weighted = block_sum_double(weighted, sums);
     if (threadIdx.x == 0) {
-        double log_z = log(z);
-        double h = log_z - weighted / z;
-        *(int*) result = id;
-        *(int*) (result + 4) = 0;
-        *(double*) (result + 8) = h > 0.0 ? h : 0.0;
-        *(double*) (result + 16) = exp(-log_z);  // the top token's d is 0
+        double log_z, h, p1, p2;
+        if (finite) {
+            log_z = log(z);
+            h = log_z - weighted / z;
+            h = h > 0.0 ? h : 0.0;
+            p1 = exp(-log_z);
+            p2 = t.i2 < 0 ? 0.0 : exp(((double) t.v2 - m) - log_z);
+        } else {  // all -inf: uniform in the limit; +inf: certain (LogitStats's conventions)
+            bool none = m < 0.0;
+            log_z = none ? 0.0 : __longlong_as_double(0x7ff8000000000000LL);
+            h = 0.0;
+            p1 = none ? 1.0 / n : 1.0;
+            p2 = t.i2 < 0 ? 0.0 : none ? 1.0 / n : 0.0;
+        }
+        *(int*) result = t.i1;
+        *(int*) (result + 4) = t.i2;
+        *(int*) (result + 8) = k;
+        *(int*) (result + 12) = 0;
+        *(double*) (result + 16) = m;
+        *(double*) (result + 24) = log_z;
+        *(double*) (result + 32) = h;
+        *(double*) (result + 40) = p1;
+        *(double*) (result + 48) = p2;
+        if (k == 1) {
+            put_candidate(result, 0, best_id, logits[best_id], pen[best_id]);
+        }
+    }
+    if (k == 1) {
+        return;
+    }
+
+    // Pass 3: the k-th best rank, a byte at a time from the top.
+    u32 prefix = 0;
+    u32 mask = 0;
+    u32 remaining = (u32) k;  // how many of the ranks matching prefix on mask are still to take
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+            hist[b] = 0;
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            u32 r = logit_rank(pen[i]);
+            if ((r & mask) == prefix) {
+                atomicAdd(&hist[(r >> shift) & 255u], 1u);
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            u32 above;
+            int b = select_bin(hist, remaining, &above);
+            s_prefix = prefix | ((u32) b << shift);
+            s_remaining = remaining - above;
+        }
+        __syncthreads();
+        prefix = s_prefix;
+        remaining = s_remaining;
+        mask |= 255u << shift;
+    }
+
+    // Pass 4: every token ranked above the threshold, and the first `remaining` (by id) of those at it.
+    if (threadIdx.x == 0) {
+        s_slot = 0;
+        s_ties = 0;
+    }
+    __syncthreads();
+    for (int base = 0; base < n; base += blockDim.x) {
+        int i = base + threadIdx.x;
+        float p = i < n ? pen[i] : 0.0f;
+        u32 r = i < n ? logit_rank(p) : 0u;
+        bool tie = i < n && r == prefix;
+        u32 ties = __ballot_sync(0xffffffffu, tie);
+        if (lane == 0) {
+            tie_counts[warp] = __popc(ties);
+        }
+        __syncthreads();
+        int before = s_ties + __popc(ties & ((1u << lane) - 1u));
+        for (int w = 0; w < warp; w++) {
+            before += tie_counts[w];
+        }
+        if ((i < n && r > prefix) || (tie && before < (int) remaining)) {
+            put_candidate(result, atomicAdd(&s_slot, 1), i, logits[i], p);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 0; w < warps; w++) {
+                s_ties += tie_counts[w];
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// The repetition penalty on a copy of the logits (pen, already equal to logits): each listed
+// token's logit divided by the penalty when positive, multiplied when not, from the original, so
+// that a token listed twice is penalised once. Grid: ceil(count / 256). Block: 256.
+extern "C" __global__ void penalise(const float* __restrict__ logits, float* __restrict__ pen,
+                                    const int* __restrict__ ids, int count, float penalty) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) {
+        int id = ids[i];
+        float l = logits[id];
+        pen[id] = l <= 0.0f ? l * penalty : l / penalty;
     }
 }

@@ -2,6 +2,7 @@ package io.jcascade.kernels.cuda;
 
 import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.Backend;
+import io.jcascade.kernels.TokenCandidates;
 import io.jcascade.kernels.WeightMatrix;
 import io.jcascade.kernels.cpu.ScalarKernels;
 import java.io.IOException;
@@ -27,7 +28,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; never dequantized; norms, being vectors, as
  * float32), activations and the KV cache live in plain device allocations ({@code cuMemAlloc}, no
  * managed memory), every kernel runs in order on one stream, and only token ids go in and logits
- * (or, with {@link #argmaxEntropy}, one token id and its entropy) come out.
+ * (or, with {@link #selectTokens}, a step's statistics and its k candidates) come out.
  *
  * <p>Numerics follow {@link io.jcascade.kernels.cpu.CpuBackend}: an f16 KV cache with the query
  * and the attention weights rounded to half, RMSNorm and softmax summed in double, RoPE's angle
@@ -48,7 +49,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * try (CudaBackend gpu = CudaBackend.open()) {        // CudaUnavailableException without a GPU
  *     Backend.Weight w = gpu.weight(WeightMatrix.of(gguf.tensor("output.weight")));
  *     ...
- *     CudaBackend.TokenChoice next = gpu.argmaxEntropy(logits, vocab);
+ *     gpu.selectTokens(logits, vocab, 40, 1f, new int[0], 0, candidates); // 40 candidates, the entropy
+ *     int greedy = gpu.argmax(logits, vocab);
  * }
  * }</pre>
  */
@@ -109,6 +111,9 @@ public final class CudaBackend implements Backend {
     private final ScratchBuffer scores = new ScratchBuffer();
     private final ScratchBuffer partial = new ScratchBuffer();
     private final ScratchBuffer choice = new ScratchBuffer();
+    private final ScratchBuffer penalisedLogits = new ScratchBuffer();
+    private final ScratchBuffer penalisedTokens = new ScratchBuffer();
+    private final TokenCandidates greedyChoice = new TokenCandidates();
     /** Activations quantized to Q8_0 blocks for the 8-bit kernels of Q8_0 and Q4_0 (int8 q, float d, int s). */
     private final ScratchBuffer activations8 = new ScratchBuffer();
     /** The same in Q8_K, for the 8-bit kernels of Q4_K and Q6_K (int8 q, float d per 256, int s per 32). */
@@ -165,8 +170,9 @@ public final class CudaBackend implements Backend {
 
     private record CopyOp(long dst, long src, long bytes) implements StepOp {}
 
-    /** Result of {@link #argmaxEntropy}: the greedy token, the entropy (natural log) and the greedy token's probability. */
-    public record TokenChoice(int token, double entropy, double probability) {}
+    /** The most candidates {@link #selectTokens} selects on the device (one block's radix select). */
+    public static final int MAX_DEVICE_CANDIDATES = 1024;
+    private static final int[] NO_IDS = new int[0];
 
     private CudaBackend(CudaDriver cu, int ordinal, boolean int8Activations) {
         this.cu = cu;
@@ -408,7 +414,7 @@ public final class CudaBackend implements Backend {
      * Turns decode graphs on or off (default: the system property {@code jcascade.cuda.graphs},
      * off). With graphs on, a one-token {@link #embed} begins the recording of a decode step (its
      * launches and copies are kept, not issued) and the next call the host waits on
-     * ({@link #read}, {@link #argmaxEntropy}, ...) ends it. The step's token and position go to
+     * ({@link #read}, {@link #selectTokens}, ...) ends it. The step's token and position go to
      * device memory, where its kernels read them, so consecutive steps (up to 1024 positions, the
      * one-kernel attention) record the very same operations: the graph held from the first is
      * launched again as it is, one {@code cuGraphLaunch} a token and no driver call per kernel. A
@@ -1207,27 +1213,60 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** On the device ({@code argmax_entropy}): 24 bytes cross the bus, not the logits. */
+    /** On the device ({@code select_tokens} with k = 1): 76 bytes cross the bus, not the logits. */
     @Override
-    public int argmax(Tensor x, int n) {
-        return argmaxEntropy(x, n).token();
+    public synchronized int argmax(Tensor x, int n) {
+        selectTokens(x, n, 1, 1f, NO_IDS, 0, greedyChoice);
+        return greedyChoice.id(0);
     }
 
     /**
-     * The greedy next token and the entropy of the distribution {@code softmax(logits[0..n))}, computed
-     * on the device, so that 24 bytes cross the bus instead of the logits. Ties go to the lowest id.
+     * On the device for up to {@link #MAX_DEVICE_CANDIDATES} candidates ({@code penalise} on a
+     * copy of the logits when a penalty applies, then {@code select_tokens}): the step's
+     * statistics and k candidates cross the bus (64 + 12k bytes), not the logits. More candidates
+     * read the logits back and select on the host.
      */
-    public synchronized TokenChoice argmaxEntropy(Tensor logits, int n) {
+    @Override
+    public synchronized void selectTokens(Tensor logits, int n, int k, float penalty, int[] penalisedIds,
+            int penalisedCount, TokenCandidates out) {
+        TokenCandidates.checkRequest(n, k, penalisedIds, penalisedCount);
+        int m = Math.min(k, n);
+        if (m > MAX_DEVICE_CANDIDATES) {
+            Backend.super.selectTokens(logits, n, k, penalty, penalisedIds, penalisedCount, out);
+            return;
+        }
         enterHost();
         CudaTensor l = tensor(logits);
         checkRange(l, 0, n);
-        long res = choice.atLeast(24);
-        launch("argmax_entropy", 1, 1, 1, 1024, l.ptr, n, res);
-        MemorySegment host = staging(24);
-        cu.copyDtoHAsync(host, res, 24, stream);
+        long resultBytes = 64 + 12L * m;
+        MemorySegment host = staging(Math.max(resultBytes, 4L * penalisedCount));
+        long pen = l.ptr;
+        if (penalty != 1f && penalisedCount > 0) {
+            pen = penalisedLogits.atLeast(4L * n);
+            long ids = penalisedTokens.atLeast(4L * penalisedCount);
+            MemorySegment.copy(penalisedIds, 0, host, ValueLayout.JAVA_INT, 0, penalisedCount);
+            cu.copyHtoDAsync(ids, host, 4L * penalisedCount, stream); // pageable: host is free again on return
+            cu.copyDtoDAsync(pen, l.ptr, 4L * n, stream);
+            launch("penalise", ceilDiv(penalisedCount, 256), 1, 1, 256, l.ptr, pen, ids, penalisedCount, penalty);
+        }
+        long res = choice.atLeast(resultBytes);
+        launch("select_tokens", 1, 1, 1, 1024, l.ptr, pen, n, m, res);
+        cu.copyDtoHAsync(host, res, resultBytes, stream);
         cu.streamSynchronize(stream);
-        return new TokenChoice(host.get(ValueLayout.JAVA_INT, 0), host.get(ValueLayout.JAVA_DOUBLE, 8),
-                host.get(ValueLayout.JAVA_DOUBLE, 16));
+        int id1 = host.get(ValueLayout.JAVA_INT, 0);
+        if (id1 < 0) {
+            throw new IllegalArgumentException("all logits are NaN");
+        }
+        out.stats().set(host.get(ValueLayout.JAVA_DOUBLE, 16), host.get(ValueLayout.JAVA_DOUBLE, 24),
+                host.get(ValueLayout.JAVA_DOUBLE, 32), id1, host.get(ValueLayout.JAVA_DOUBLE, 40),
+                host.get(ValueLayout.JAVA_INT, 4), host.get(ValueLayout.JAVA_DOUBLE, 48));
+        out.reset(m);
+        for (int i = 0; i < m; i++) {
+            long at = 64 + 12L * i;
+            out.add(host.get(ValueLayout.JAVA_INT, at), host.get(ValueLayout.JAVA_FLOAT, at + 4),
+                    host.get(ValueLayout.JAVA_FLOAT, at + 8));
+        }
+        out.sortBestFirst();
     }
 
     /**

@@ -7,6 +7,8 @@ import io.jcascade.gguf.GgmlType;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backend.Tensor;
 import io.jcascade.kernels.Backend.Weight;
+import io.jcascade.kernels.LogitStats;
+import io.jcascade.kernels.TokenCandidates;
 import io.jcascade.kernels.WeightMatrix;
 import io.jcascade.kernels.cpu.CpuBackend;
 import io.jcascade.kernels.cpu.ScalarKernels;
@@ -519,31 +521,49 @@ class CudaKernelsTest {
         assertThat(read(gpu, dst, 40)).containsExactly(java.util.Arrays.copyOfRange(x, 120, 160));
     }
 
-    @ParameterizedTest
-    @ValueSource(ints = {1, 512, 32000, 128256})
-    void argmaxAndEntropyMatchTheHost(int n) {
-        float[] logits = gaussian(n, 5.0);
-        if (n > 10) {
-            logits[n / 3] = logits[n / 2] = 40f; // a tie: the lower id wins
+    @ParameterizedTest(name = "n={0} k={1} penalty={2} {3}")
+    @CsvSource({"1, 1, 1, gaussian", "512, 1, 1, gaussian", "32000, 1, 1.3, gaussian", "128256, 1, 1, gaussian",
+        "128256, 40, 1, gaussian", "128256, 40, 1.1, gaussian", "32000, 1024, 0.9, gaussian", "32000, 2000, 1.2, gaussian",
+        "5000, 40, 1, ties", "5000, 700, 1.5, ties", "3000, 50, 1, signs", "3000, 2999, 1, signs", "1000, 500, 1, nan",
+        "2000, 64, 1, few"})
+    void tokenSelectionMatchesTheHost(int n, int k, float penalty, String kind) {
+        // Candidates to the bit (ids, logits before and after the penalty, in TokenCandidates'
+        // order); statistics as double sums in another order. k = 2000 reads the logits back.
+        Random r = new Random(n * 31L + k);
+        float[] logits = new float[n];
+        for (int i = 0; i < n; i++) {
+            logits[i] = switch (kind) {
+                case "ties" -> (float) Math.round(r.nextGaussian() * 3);
+                case "signs" -> new float[] {0f, -0f, Float.NaN, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY,
+                    Float.MIN_VALUE, -Float.MIN_VALUE, 1f, -1f}[r.nextInt(9)];
+                case "few" -> i % 100 == 0 ? 10f + i * 1e-3f : -5f;
+                case "nan" -> i % 3 == 0 ? Float.NaN : i % 3 == 1 ? Float.NEGATIVE_INFINITY : (float) r.nextGaussian();
+                default -> (float) (r.nextGaussian() * 5);
+            };
         }
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
+        if (kind.equals("gaussian") && n > 10) {
+            logits[n / 3] = logits[n / 2] = 40f; // a tie at the top: the lower id first
         }
-        double m = logits[best];
-        double z = 0;
-        double weighted = 0;
-        for (float l : logits) {
-            double d = l - m;
-            z += Math.exp(d);
-            weighted += Math.exp(d) * d;
+        int[] penalised = r.ints(Math.min(n, 64), 0, n).toArray(); // repeats: penalised once
+        TokenCandidates want = new TokenCandidates().select(logits, n, k, penalty, penalised, penalised.length);
+        TokenCandidates got = new TokenCandidates();
+        gpu.selectTokens(onGpu(logits), n, k, penalty, penalised, penalised.length, got);
+        assertThat(got.count()).isEqualTo(want.count());
+        for (int i = 0; i < want.count(); i++) {
+            assertThat(got.id(i)).as("rank %d", i).isEqualTo(want.id(i));
+            assertThat((Object) got.logit(i)).as("rank %d", i).isEqualTo(want.logit(i));
+            assertThat((Object) got.penalisedLogit(i)).as("rank %d", i).isEqualTo(want.penalisedLogit(i));
         }
-        double entropy = Math.max(0, Math.log(z) - weighted / z);
-        CudaBackend.TokenChoice c = gpu.argmaxEntropy(onGpu(logits), n);
-        assertThat(c.token()).isEqualTo(best);
-        assertThat(c.entropy()).isCloseTo(entropy, org.assertj.core.data.Offset.offset(1e-9 + 1e-9 * entropy));
-        assertThat(c.probability()).isCloseTo(1 / z, org.assertj.core.data.Offset.offset(1e-12));
+        LogitStats w = want.stats();
+        LogitStats g = got.stats();
+        assertThat(g.id1()).isEqualTo(w.id1());
+        assertThat(g.id2()).isEqualTo(w.id2());
+        assertThat(g.entropy()).isCloseTo(w.entropy(), org.assertj.core.data.Offset.offset(1e-9 + 1e-9 * w.entropy()));
+        assertThat(g.p1()).isCloseTo(w.p1(), org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(g.p2()).isCloseTo(w.p2(), org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(g.probability(want.logit(0))).isCloseTo(w.probability(want.logit(0)),
+                org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(gpu.argmax(onGpu(logits), n)).isEqualTo(new TokenCandidates().select(logits, n, 1, 1f,
+                new int[0], 0).id(0));
     }
 }

@@ -53,8 +53,9 @@ class NvccCompileTest {
             String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertThat(p.waitFor()).as("nvcc on %s:%n%s", cu, log).isZero();
             String text = Files.readString(ptx);
-            assertThat(text).contains(".entry attn_scores", ".entry argmax_entropy", ".entry rms_norm_q8(", ".entry rope_qk(", ".entry attn_decode(",
-                    ".entry quantize_q8(", ".entry quantize_q8k(");
+            assertThat(text).contains(".entry attn_scores", ".entry select_tokens(", ".entry penalise(",
+                    ".entry rms_norm_q8(", ".entry rope_qk(", ".entry attn_decode(", ".entry quantize_q8(",
+                    ".entry quantize_q8k(");
             // every weight type CudaBackend accepts has the kernels it launches by name
             for (GgmlType type : GgmlType.values()) {
                 String suffix = CudaBackend.kernelSuffix(type);
