@@ -123,16 +123,26 @@ final class BenchCommand implements Callable<Integer> {
                 }
                 OptionalDouble bytesPerSecond = bandwidth ? b.measureBandwidth() : OptionalDouble.empty();
                 List<KernelBench.Result> products = new ArrayList<>();
+                double[] selection = new double[SELECTION_K.length];
                 if (kernels) {
                     for (KernelBench.Shape shape : KernelBench.shapes(gguf)) {
                         products.add(KernelBench.time(b, shape, Math.min(promptTokens, 512)));
                     }
+                    for (int i = 0; i < SELECTION_K.length; i++) {
+                        selection[i] = KernelBench.timeSelection(b, config.vocabSize(), SELECTION_K[i],
+                                SELECTION_PENALTY[i]);
+                    }
                 }
-                report(b.name(), nThreads, prefill, decode, gguf, bytesPerSecond, products);
+                report(b.name(), nThreads, prefill, decode, gguf, bytesPerSecond, products, config.vocabSize(),
+                        selection);
             }
         }
         return 0;
     }
+
+    /** The selections {@code --kernels} times: greedy, and llama.cpp's default top-k with a penalty. */
+    private static final int[] SELECTION_K = {1, 40};
+    private static final float[] SELECTION_PENALTY = {1f, 1.1f};
 
     /** One run: the prompt from an empty cache, then {@code genTokens} greedy tokens; the two times in ns. */
     private long[] run(Llama llama, int[] prompt, int batchSize) {
@@ -150,7 +160,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf,
-            OptionalDouble bytesPerSecond, List<KernelBench.Result> products) throws Exception {
+            OptionalDouble bytesPerSecond, List<KernelBench.Result> products, int vocab, double[] selection)
+            throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         long weightBytes = Llama.weightBytesPerToken(gguf);
         if (json) {
@@ -187,6 +198,14 @@ final class BenchCommand implements Callable<Integer> {
                     k.put("prefill_us", round(r.prefillMillis() * 1e3));
                     k.put("prefill_gflop_per_s", round(r.prefillFlopsPerSecond() / 1e9));
                 }
+                ArrayNode sel = o.putArray("selection");
+                for (int i = 0; i < SELECTION_K.length; i++) {
+                    ObjectNode s = sel.addObject();
+                    s.put("vocab", vocab);
+                    s.put("k", SELECTION_K[i]);
+                    s.put("penalty", SELECTION_PENALTY[i]);
+                    s.put("us", round(selection[i] * 1e3));
+                }
             }
             out.println(new ObjectMapper().writeValueAsString(o));
         } else {
@@ -220,6 +239,11 @@ final class BenchCommand implements Callable<Integer> {
                                     ? String.format("%.0f %%", 100 * r.decodeBytesPerSecond() / bytesPerSecond.getAsDouble())
                                     : "-",
                             r.prefillMillis(), r.prefillFlopsPerSecond() / 1e9);
+                }
+                out.printf("%ntoken selection over %d logits (Backend.selectTokens: statistics + k best)%n", vocab);
+                for (int i = 0; i < SELECTION_K.length; i++) {
+                    out.printf("k %4d  %-28s %10.1f µs%n", SELECTION_K[i], SELECTION_PENALTY[i] == 1f ? "no penalty"
+                            : String.format("penalty %.1f on 64 tokens", SELECTION_PENALTY[i]), selection[i] * 1e3);
                 }
             }
         }

@@ -6,6 +6,7 @@ import io.jcascade.gguf.GgufTensor;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backend.Tensor;
 import io.jcascade.kernels.Backend.Weight;
+import io.jcascade.kernels.TokenCandidates;
 import io.jcascade.kernels.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -112,6 +113,18 @@ final class KernelBench {
         double decode = perCall(b, w.length, i -> b.matmul(w[i], x, out, 1));
         double prefill = perCall(b, w.length, i -> b.matmul(w[i], x, out, prefillTokens));
         return new Result(s, decode, prefillTokens, prefill);
+    }
+
+    /**
+     * Milliseconds per {@link Backend#selectTokens} over {@code vocab} Gaussian logits already on
+     * the backend: what a generation step costs after the logits, for {@code k} candidates, with
+     * the repetition penalty on 64 recent tokens when {@code penalty} is not 1.
+     */
+    static double timeSelection(Backend b, int vocab, int k, float penalty) {
+        Tensor logits = activations(b, vocab, 1);
+        int[] recent = new Random(3).ints(64, 0, vocab).toArray();
+        TokenCandidates out = new TokenCandidates();
+        return perCall(b, 1, i -> b.selectTokens(logits, vocab, k, penalty, recent, recent.length, out));
     }
 
     /**

@@ -79,6 +79,12 @@ class BenchCommandTest {
         }
         assertThat(shapes).containsExactlyInAnyOrder("F32 512x64 * 1", "F32 64x64 * 10", "F32 32x64 * 10",
                 "F32 172x64 * 10", "F32 64x172 * 5");
+        List<String> selections = new ArrayList<>();
+        for (JsonNode s : o.get("selection")) {
+            selections.add(s.get("vocab").asInt() + " k" + s.get("k").asInt() + " " + s.get("penalty").asDouble());
+            assertThat(s.get("us").asDouble()).isPositive();
+        }
+        assertThat(selections).containsExactly("512 k1 1.0", "512 k40 1.1");
     }
 
     @Test
