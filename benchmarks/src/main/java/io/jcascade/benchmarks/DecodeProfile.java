@@ -189,10 +189,10 @@ public final class DecodeProfile {
         }
 
         @Override
-        public void copyRow(Tensor src, int row, Tensor dst, int width) {
+        public void copy(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) {
             long t = System.nanoTime();
-            b.copyRow(src, row, dst, width);
-            add("copyRow", t);
+            b.copy(src, srcOffset, dst, dstOffset, length);
+            add("copy", t);
         }
 
         @Override

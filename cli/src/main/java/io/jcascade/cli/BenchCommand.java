@@ -39,11 +39,14 @@ import picocli.CommandLine.Spec;
  * divided by the weight bytes one token reads ({@link Llama#weightBytesPerToken}), and decode's
  * share of it. {@code --no-bandwidth} skips that measurement. {@code --kernels} adds each weight
  * shape's product timed alone ({@link KernelBench}), with the bandwidth a one-token product reached.
+ * {@code --sequences N} decodes N sequences together ({@link Llama#decode}); the decode figure is
+ * then tokens/s over all of them, and the ceiling is one of steps (each reads the weights once).
  *
  * <pre>
  * ./jcascade bench --model models/stories260K.gguf --threads 2
  * ./jcascade bench --model model.gguf --prompt-tokens 512 --gen-tokens 128 --json
  * ./jcascade bench --model model.gguf --backend cuda --kernels
+ * ./jcascade bench --model model.gguf --sequences 8
  * </pre>
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
@@ -88,8 +91,16 @@ final class BenchCommand implements Callable<Integer> {
             + "prompt of --prompt-tokens up to 512), with the bandwidth each one-token product reached")
     boolean kernels;
 
+    @Option(names = "--sequences", defaultValue = "1", paramLabel = "N",
+            description = "decode N sequences together (Llama.decode: one step reads the weights once for all); "
+                    + "the decode figure is then tokens/s over all of them (default: ${DEFAULT-VALUE})")
+    int sequences;
+
     @Override
     public Integer call() throws Exception {
+        if (sequences < 1) {
+            throw new CliException("--sequences must be at least 1");
+        }
         if (promptTokens < 1 || genTokens < 1) {
             throw new CliException("--prompt-tokens and --gen-tokens must be at least 1");
         }
@@ -119,7 +130,7 @@ final class BenchCommand implements Callable<Integer> {
                 for (int i = 0; i < repetitions; i++) {
                     long[] nanos = run(llama, prompt, options.batchSize());
                     prefill[i] = promptTokens / (nanos[0] / 1e9);
-                    decode[i] = genTokens / (nanos[1] / 1e9);
+                    decode[i] = (double) genTokens * sequences / (nanos[1] / 1e9);
                 }
                 OptionalDouble bytesPerSecond = bandwidth ? b.measureBandwidth() : OptionalDouble.empty();
                 List<KernelBench.Result> products = new ArrayList<>();
@@ -144,8 +155,15 @@ final class BenchCommand implements Callable<Integer> {
     private static final int[] SELECTION_K = {1, 40};
     private static final float[] SELECTION_PENALTY = {1f, 1.1f};
 
-    /** One run: the prompt from an empty cache, then {@code genTokens} greedy tokens; the two times in ns. */
+    /**
+     * One run: the prompt from an empty cache, then {@code genTokens} greedy tokens; the two times
+     * in ns. With several sequences, each gets the prompt (the first one's prefill is timed), then
+     * they decode together.
+     */
     private long[] run(Llama llama, int[] prompt, int batchSize) {
+        if (sequences > 1) {
+            return runTogether(llama, prompt, batchSize);
+        }
         Llama.State state = llama.newState(prompt.length + genTokens, batchSize);
         long start = System.nanoTime();
         // The greedy token is found where the logits are (on a GPU, one int crosses the bus).
@@ -159,6 +177,34 @@ final class BenchCommand implements Callable<Integer> {
         return new long[] {prefilled - start, end - prefilled};
     }
 
+    private long[] runTogether(Llama llama, int[] prompt, int batchSize) {
+        Llama.State[] states = new Llama.State[sequences];
+        int[] next = new int[sequences];
+        int[] positions = new int[sequences];
+        long start = System.nanoTime();
+        long prefilled = 0;
+        for (int i = 0; i < sequences; i++) {
+            states[i] = llama.newState(prompt.length + genTokens, batchSize);
+            next[i] = llama.forwardGreedy(states[i], prompt, prompt.length, 0);
+            if (i == 0) {
+                prefilled = System.nanoTime();
+            }
+        }
+        Llama.Batch batch = llama.newBatch(sequences);
+        Backend b = llama.backend();
+        int vocab = llama.config().vocabSize();
+        long decodeStart = System.nanoTime();
+        for (int t = 0; t < genTokens; t++) {
+            java.util.Arrays.fill(positions, prompt.length + t);
+            llama.decode(batch, states, next, positions, sequences);
+            for (int i = 0; i < sequences; i++) {
+                next[i] = b.argmax(states[i].logits(), vocab);
+            }
+        }
+        long end = System.nanoTime();
+        return new long[] {prefilled - start, end - decodeStart};
+    }
+
     private void report(String backendName, int nThreads, double[] prefill, double[] decode, GgufFile gguf,
             OptionalDouble bytesPerSecond, List<KernelBench.Result> products, int vocab, double[] selection)
             throws Exception {
@@ -170,6 +216,10 @@ final class BenchCommand implements Callable<Integer> {
             o.put("decode_tokens_per_s", round(mean(decode)));
             o.put("prompt_tokens", promptTokens);
             o.put("gen_tokens", genTokens);
+            if (sequences > 1) {
+                o.put("sequences", sequences);
+                o.put("decode_steps_per_s", round(mean(decode) / sequences));
+            }
             o.put("threads", nThreads);
             o.put("backend", backendName);
             o.put("weight_bytes_per_token", weightBytes);
@@ -177,7 +227,8 @@ final class BenchCommand implements Callable<Integer> {
                 double ceiling = bytesPerSecond.getAsDouble() / weightBytes;
                 o.put("bandwidth_gb_per_s", round(bytesPerSecond.getAsDouble() / 1e9));
                 o.put("decode_ceiling_tokens_per_s", round(ceiling));
-                o.put("decode_share_of_ceiling", Math.round(mean(decode) / ceiling * 1000) / 1000.0);
+                // a step reads the weights once, whatever the number of sequences
+                o.put("decode_share_of_ceiling", Math.round(mean(decode) / sequences / ceiling * 1000) / 1000.0);
             }
             if (kernels) {
                 ArrayNode list = o.putArray("kernels");
@@ -218,13 +269,15 @@ final class BenchCommand implements Callable<Integer> {
             out.printf("%-8s %10s  %s%n", "test", "tokens/s", "(mean ± sd of " + repetitions
                     + " runs after 1 warm-up run)");
             out.printf("%-8s %10.2f ± %.2f%n", "pp" + promptTokens, mean(prefill), sd(prefill));
-            out.printf("%-8s %10.2f ± %.2f%n", "tg" + genTokens, mean(decode), sd(decode));
+            out.printf("%-8s %10.2f ± %.2f%s%n", "tg" + genTokens + (sequences > 1 ? " x" + sequences : ""),
+                    mean(decode), sd(decode), sequences > 1 ? String.format("  (%d sequences together: %.2f steps/s)",
+                            sequences, mean(decode) / sequences) : "");
             if (bytesPerSecond.isPresent()) {
                 double ceiling = bytesPerSecond.getAsDouble() / weightBytes;
-                out.printf("decode ceiling %.2f tokens/s = %.1f GB/s %s ÷ %.3f GB of weights per token; tg%d at %.0f %% of it%n",
-                        ceiling, bytesPerSecond.getAsDouble() / 1e9,
+                out.printf("decode ceiling %.2f %s/s = %.1f GB/s %s ÷ %.3f GB of weights per token; tg%d at %.0f %% of it%n",
+                        ceiling, sequences > 1 ? "steps" : "tokens", bytesPerSecond.getAsDouble() / 1e9,
                         backendName.equals("cpu") ? "read on " + nThreads + " threads" : "device copy",
-                        weightBytes / 1e9, genTokens, 100 * mean(decode) / ceiling);
+                        weightBytes / 1e9, genTokens, 100 * mean(decode) / sequences / ceiling);
             }
             if (kernels) {
                 out.printf("%nproducts alone (decode: 1 token; prefill: %d tokens)%n",

@@ -54,6 +54,25 @@ class BenchCommandTest {
     }
 
     @Test
+    void sequencesDecodeTogetherAndCountEveryToken() throws Exception {
+        Run r = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--threads", "1",
+                "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "1", "--backend", "cpu", "--json",
+                "--sequences", "3");
+        assertThat(r.exit()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out().strip());
+        assertThat(o.get("sequences").asInt()).isEqualTo(3);
+        assertThat(o.get("decode_steps_per_s").asDouble())
+                .isCloseTo(o.get("decode_tokens_per_s").asDouble() / 3, Percentage.withPercentage(1));
+        // the ceiling is one of steps: each reads the weights once for the three
+        assertThat(o.get("decode_share_of_ceiling").asDouble()).isCloseTo(
+                o.get("decode_steps_per_s").asDouble() / o.get("decode_ceiling_tokens_per_s").asDouble(),
+                Offset.offset(0.002));
+        Run bad = CliTest.run("bench", "--model", CliTest.model("stories260K.gguf").toString(), "--sequences", "0");
+        assertThat(bad.exit()).isNotZero();
+        assertThat(bad.err()).contains("--sequences must be at least 1");
+    }
+
+    @Test
     void kernelsListEachWeightShapeOfTheModelWithItsTimes() throws Exception {
         // stories260K: 5 layers of wq, wo (64x64), wk, wv (32x64: 4 of 8 heads), w1, w3 (172x64),
         // w2 (64x172), and the tied 512x64 embedding as the output matrix, all F32.

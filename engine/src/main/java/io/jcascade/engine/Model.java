@@ -3,19 +3,14 @@ package io.jcascade.engine;
 import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.model.Llama;
 import io.jcascade.engine.model.ModelConfig;
-import io.jcascade.engine.sampling.Sampler;
-import io.jcascade.engine.tokenizer.TokenDecoder;
 import io.jcascade.engine.tokenizer.Tokenizer;
 import io.jcascade.engine.tokenizer.Tokenizers;
 import io.jcascade.gguf.GgufFile;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backends;
-import io.jcascade.kernels.LogitStats;
-import io.jcascade.kernels.TokenCandidates;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 
@@ -166,103 +161,88 @@ public final class Model implements AutoCloseable {
     /** Like {@link #generate(String, GenerationParams, TokenListener, CancelToken)} from token ids. */
     public GenerationResult generate(int[] prompt, GenerationParams params, TokenListener listener,
             CancelToken cancel) {
-        if (prompt.length == 0) {
-            throw new IllegalArgumentException("the prompt is empty: give some text, or let the model add its BOS token");
+        Generation g = new Generation(backend, llama, tokenizer, contextLength, options.batchSize(), prompt, params,
+                listener, cancel);
+        if (g.empty()) {
+            return g.result();
         }
-        if (prompt.length >= contextLength) {
-            throw new ContextOverflowException(prompt.length, contextLength);
-        }
-        long start = System.nanoTime();
-        int capacity = (int) Math.min(contextLength, (long) prompt.length + Math.max(1, params.maxTokens()));
-        Llama.State state = llama.newState(capacity, options.batchSize());
-        if (params.maxTokens() == 0) {
-            return new GenerationResult("", List.of(), prompt.length, 0, 0, FinishReason.MAX_TOKENS);
-        }
-        int vocab = config.vocabSize();
-        Sampler sampler = new Sampler(params.sampling(), vocab);
-        // With fewer candidates than the vocabulary (greedy, top-k), the backend picks them where
-        // the logits are: on a GPU, k candidates and the step's statistics cross the bus, not the logits.
-        int needed = sampler.candidatesNeeded(vocab);
-        boolean onBackend = needed < vocab;
-        TokenCandidates candidates = new TokenCandidates();
-        float[] logits = onBackend ? null : new float[vocab];
-        Backend.Tensor backendLogits = forward(state, prompt, prompt.length, 0, logits);
-        long prefilled = System.nanoTime();
-
-        int[] history = Arrays.copyOf(prompt, capacity + 1);
-        int historyLength = prompt.length;
-        int[] penalised = new int[history.length];
-        TokenDecoder decoder = new TokenDecoder(tokenizer, false); // continuing the prompt: a leading space is real
-        StopStrings stops = new StopStrings(params.stop());
-        StringBuilder text = new StringBuilder();
-        int released = 0;
-        List<GeneratedToken> tokens = new ArrayList<>();
-        FinishReason reason = FinishReason.MAX_TOKENS;
+        llama.forwardOnBackend(g.state, prompt, prompt.length, 0);
+        g.logitsReady();
         int[] next = new int[1];
-        int pos = prompt.length;
-        for (int i = 0; i < params.maxTokens(); i++) {
-            int token;
-            double probability;
-            LogitStats signals;
-            if (onBackend) {
-                int count = sampler.penalisedTokens(history, historyLength, penalised);
-                backend.selectTokens(backendLogits, vocab, needed, params.sampling().repetitionPenalty(), penalised,
-                        count, candidates);
-                token = sampler.sample(candidates);
-                probability = candidates.probability(candidates.indexOf(token));
-                signals = candidates.stats();
-            } else {
-                signals = candidates.stats().compute(logits, vocab);
-                token = sampler.sample(logits, history, historyLength);
-                probability = signals.probability(logits[token]);
-            }
-            history[historyLength++] = token;
-            boolean endOfSequence = tokenizer.isEndOfGeneration(token);
-            int before = text.length();
-            if (!endOfSequence) {
-                text.append(decoder.next(token));
-            }
-            boolean last = endOfSequence || i == params.maxTokens() - 1 || pos >= capacity || cancel.isCancelled();
-            int stopAt = stops.find(text, before);
-            if (stopAt >= 0) {
-                text.setLength(stopAt);
-                reason = FinishReason.STOP_STRING;
-                last = true;
-            } else if (endOfSequence) {
-                reason = FinishReason.END_OF_SEQUENCE;
-            } else if (cancel.isCancelled()) {
-                reason = FinishReason.CANCELLED;
-            } else if (pos >= capacity) {
-                reason = capacity == contextLength ? FinishReason.CONTEXT_FULL : FinishReason.MAX_TOKENS;
-            }
-            if (last && reason != FinishReason.STOP_STRING) {
-                text.append(decoder.flush());
-            }
-            int safe = last ? text.length() : stops.safeLength(text);
-            String release = safe > released ? text.substring(released, safe) : "";
-            released = Math.max(released, safe);
-            GeneratedToken generated = new GeneratedToken(token, release, signals.entropy(), probability,
-                    signals.p1(), signals.p2());
-            tokens.add(generated);
-            listener.onToken(generated);
-            if (last) {
-                break;
-            }
-            next[0] = token;
-            forward(state, next, 1, pos, logits);
-            pos++;
+        while (g.step()) {
+            next[0] = g.token();
+            llama.forwardOnBackend(g.state, next, 1, g.position());
+            g.logitsReady();
+            g.advance();
         }
-        long end = System.nanoTime();
-        return new GenerationResult(text.toString(), tokens, prompt.length, prefilled - start, end - prefilled, reason);
+        return g.result();
     }
 
-    /** Runs the model; reads the logits into {@code logits} unless it is null (they stay on the backend). */
-    private Backend.Tensor forward(Llama.State state, int[] tokens, int n, int startPos, float[] logits) {
-        if (logits == null) {
-            return llama.forwardOnBackend(state, tokens, n, startPos);
+    /**
+     * Generates a completion of each prompt, the sequences decoding together: each step runs one
+     * token of every unfinished sequence through the model at once ({@link Llama#decode}), so the
+     * weights are read once a step for all of them, not once per sequence. For batch work (an
+     * evaluation set, a threshold sweep): on a backend bound by memory bandwidth, several
+     * sequences cost little more a step than one. Each result is what {@link #generate} gives
+     * that prompt alone (the same tokens for quantized weights; float weights sum in another
+     * order over several tokens), sampling included: each sequence has its own sampler, seeded
+     * from {@code params}. Prompts are processed one after another first.
+     *
+     * <pre>{@code
+     * List<GenerationResult> results = model.generateAll(List.of("2+2=", "3+5="),
+     *         GenerationParams.defaults().withMaxTokens(8).withSampling(SamplingParams.greedy()), 8);
+     * }</pre>
+     *
+     * @param maxSequences how many sequences a step takes at most (more take several steps'
+     *        worth of products); 1 is sequential generation
+     * @throws ContextOverflowException if a prompt leaves no room in the context for a token
+     */
+    public List<GenerationResult> generateAll(List<String> prompts, GenerationParams params, int maxSequences) {
+        if (maxSequences < 1) {
+            throw new IllegalArgumentException("maxSequences must be at least 1: " + maxSequences);
         }
-        llama.forward(state, tokens, n, startPos, logits);
-        return null;
+        List<Generation> all = new ArrayList<>();
+        for (String prompt : prompts) {
+            all.add(new Generation(backend, llama, tokenizer, contextLength, options.batchSize(),
+                    tokenizer.encode(prompt, params.addSpecial()), params, TokenListener.NONE, new CancelToken()));
+        }
+        List<Generation> active = new ArrayList<>();
+        for (Generation g : all) {
+            if (!g.empty()) {
+                int[] prompt = g.prompt();
+                llama.forwardOnBackend(g.state, prompt, prompt.length, 0);
+                g.logitsReady();
+                active.add(g);
+            }
+        }
+        int width = Math.max(1, Math.min(maxSequences, active.size()));
+        Llama.Batch batch = llama.newBatch(width);
+        Llama.State[] states = new Llama.State[width];
+        int[] tokens = new int[width];
+        int[] positions = new int[width];
+        while (!active.isEmpty()) {
+            active.removeIf(g -> !g.step());
+            for (int from = 0; from < active.size(); from += width) {
+                int n = Math.min(width, active.size() - from);
+                for (int i = 0; i < n; i++) {
+                    Generation g = active.get(from + i);
+                    states[i] = g.state;
+                    tokens[i] = g.token();
+                    positions[i] = g.position();
+                }
+                llama.decode(batch, states, tokens, positions, n);
+                for (int i = 0; i < n; i++) {
+                    Generation g = active.get(from + i);
+                    g.logitsReady();
+                    g.advance();
+                }
+            }
+        }
+        List<GenerationResult> results = new ArrayList<>();
+        for (Generation g : all) {
+            results.add(g.result());
+        }
+        return results;
     }
 
     /** Unmaps the model file and stops the kernel threads. Generations must have finished. */

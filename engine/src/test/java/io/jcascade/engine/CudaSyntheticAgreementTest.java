@@ -162,7 +162,7 @@ class CudaSyntheticAgreementTest {
         return tokens;
     }
 
-    private static SyntheticModel.RowEncoder quantizer(GgmlType type) {
+    static SyntheticModel.RowEncoder quantizer(GgmlType type) {
         return new SyntheticModel.RowEncoder() {
             @Override
             public GgmlType type() {

@@ -147,6 +147,31 @@ class ModelApiTest {
     }
 
     @Test
+    void promptsGeneratedTogetherGiveWhatEachGivesAlone() {
+        // stories260K is F32, so the batched products may round differently; greedy tokens of
+        // a 260K model are far apart, and sampled ones draw from a seeded sampler per sequence.
+        for (SamplingParams sampling : List.of(SamplingParams.greedy(), new SamplingParams(0.9f, 40, 0.95f, 0.05f,
+                1.1f, 64, 4))) {
+            GenerationParams p = GenerationParams.defaults().withMaxTokens(30).withSampling(sampling);
+            List<String> prompts = List.of("Once upon a time", "The little dog", "Lily", "One day, a big red ball");
+            List<GenerationResult> together = model.generateAll(prompts, p.withStop(List.of("ball")), 3);
+            for (int i = 0; i < prompts.size(); i++) {
+                GenerationResult alone = model.generate(prompts.get(i), p.withStop(List.of("ball")));
+                assertThat(together.get(i).text()).as("%s: %s", sampling, prompts.get(i)).isEqualTo(alone.text());
+                assertThat(together.get(i).finishReason()).isEqualTo(alone.finishReason());
+                assertThat(together.get(i).tokens()).hasSameSizeAs(alone.tokens());
+                for (int t = 0; t < alone.tokens().size(); t++) {
+                    assertThat(together.get(i).tokens().get(t).entropy())
+                            .isCloseTo(alone.tokens().get(t).entropy(), org.assertj.core.data.Offset.offset(
+                                    1e-6 + 0.01 * alone.tokens().get(t).entropy()));
+                }
+            }
+        }
+        assertThat(model.generateAll(List.of("The sun"), greedy(0), 2).get(0).tokens()).isEmpty();
+        assertThat(model.generateAll(List.of(), greedy(5), 2)).isEmpty();
+    }
+
+    @Test
     void aPromptPastTheContextNamesBothSizes() throws Exception {
         try (Model small = Model.load(SharedData.embeddedModel("stories260K.gguf"),
                 ModelOptions.defaults().withThreads(1).withContextLength(16))) {

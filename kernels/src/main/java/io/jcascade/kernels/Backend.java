@@ -269,8 +269,20 @@ public interface Backend extends AutoCloseable {
         rope(k, nKvHeads, headDim, rope, startPos, nTokens);
     }
 
+    /**
+     * Copies {@code length} floats from {@code src[srcOffset..]} to {@code dst[dstOffset..]}; src
+     * and dst may be one tensor if the ranges do not overlap.
+     *
+     * <pre>{@code
+     * backend.copy(batchQ, i * qDim, oneQ, 0, qDim);  // row i of a batch into a one-row tensor
+     * }</pre>
+     */
+    void copy(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length);
+
     /** Copies row {@code row} (of {@code width} floats) of {@code src} to row 0 of {@code dst}. */
-    void copyRow(Tensor src, int row, Tensor dst, int width);
+    default void copyRow(Tensor src, int row, Tensor dst, int width) {
+        copy(src, row * width, dst, 0, width);
+    }
 
     @Override
     void close();

@@ -273,6 +273,119 @@ public final class Llama {
         return t;
     }
 
+    /** The activations of {@code rows} tokens through a layer, each tensor token-major. */
+    private final class Buffers {
+        final Tensor x;      // residual stream, [rows][dim]
+        final Tensor xb;     // normed input / block output, [rows][max(dim, heads * headDim)]
+        final Tensor q;      // [rows][heads * headDim]
+        final Tensor k;      // [rows][kvDim]
+        final Tensor v;      // [rows][kvDim]
+        final Tensor att;    // attention output, [rows][heads * headDim]
+        final Tensor hb;     // ffn gate, then silu(gate) * up, [rows][ffnDim]
+        final Tensor hb2;    // ffn up, [rows][ffnDim]
+
+        Buffers(int rows) {
+            ModelConfig c = config;
+            int qDim = c.heads() * c.headDim();
+            this.x = backend.tensor(rows * c.dim());
+            this.xb = backend.tensor(rows * Math.max(c.dim(), qDim));
+            this.q = backend.tensor(rows * qDim);
+            this.k = backend.tensor(rows * c.kvDim());
+            this.v = backend.tensor(rows * c.kvDim());
+            this.att = backend.tensor(rows * qDim);
+            this.hb = backend.tensor(rows * c.ffnDim());
+            this.hb2 = backend.tensor(rows * c.ffnDim());
+        }
+    }
+
+    /**
+     * Activations for up to {@code maxSequences} sequences that decode together, one token each a
+     * step ({@link #decode}): every product's rows are the sequences, so a step reads each weight
+     * once for all of them. Each sequence keeps its own {@link State} (its KV cache and logits).
+     * Not thread-safe.
+     */
+    public final class Batch {
+        final int maxSequences;
+        final Buffers a;
+        final Tensor logits;            // [maxSequences][vocab]
+        final Tensor q1, k1, v1, att1;  // one sequence's row, for attention over its own cache
+
+        Batch(int maxSequences) {
+            ModelConfig c = config;
+            int qDim = c.heads() * c.headDim();
+            this.maxSequences = maxSequences;
+            this.a = new Buffers(maxSequences);
+            this.logits = backend.tensor(maxSequences * c.vocabSize());
+            this.q1 = backend.tensor(qDim);
+            this.k1 = backend.tensor(c.kvDim());
+            this.v1 = backend.tensor(c.kvDim());
+            this.att1 = backend.tensor(qDim);
+        }
+
+        /** How many sequences a step may take. */
+        public int maxSequences() {
+            return maxSequences;
+        }
+    }
+
+    /** Activations for {@code maxSequences} sequences decoding together. */
+    public Batch newBatch(int maxSequences) {
+        if (maxSequences <= 0) {
+            throw new IllegalArgumentException("maxSequences must be positive: " + maxSequences);
+        }
+        return new Batch(maxSequences);
+    }
+
+    /**
+     * One decoding step of {@code n} sequences together: sequence i runs token {@code tokens[i]}
+     * at position {@code positions[i]} of its state {@code states[i]} (a state at most once), and
+     * its logits are left in that state, where {@link #forwardOnBackend} leaves them. The
+     * products run over the n tokens at once; attention runs per sequence, over its own cache.
+     * The logits equal those of n one-token {@link #forwardOnBackend} calls to float rounding (the
+     * products sum in another order over several tokens than over one).
+     *
+     * <pre>{@code
+     * Llama.Batch batch = model.newBatch(8);
+     * model.decode(batch, states, next, positions, active);
+     * backend.selectTokens(states[0].logits(), vocab, 40, 1f, new int[0], 0, candidates);
+     * }</pre>
+     */
+    public void decode(Batch b, State[] states, int[] tokens, int[] positions, int n) {
+        if (n < 1 || n > b.maxSequences) {
+            throw new IllegalArgumentException(n + " sequences for a batch of " + b.maxSequences);
+        }
+        for (int i = 0; i < n; i++) {
+            if (positions[i] < 0 || positions[i] >= states[i].capacity()) {
+                throw new IllegalArgumentException("sequence " + i + ": position " + positions[i]
+                        + " does not fit its KV cache of " + states[i].capacity());
+            }
+            for (int j = 0; j < i; j++) {
+                if (states[j] == states[i]) {
+                    throw new IllegalArgumentException("sequences " + j + " and " + i + " share one state");
+                }
+            }
+        }
+        ModelConfig c = config;
+        int qDim = c.heads() * c.headDim();
+        int kvDim = c.kvDim();
+        Buffers a = b.a;
+        layers(a, tokens, n, false, (l, rows) -> {
+            for (int i = 0; i < rows; i++) {
+                backend.copy(a.q, i * qDim, b.q1, 0, qDim);
+                backend.copy(a.k, i * kvDim, b.k1, 0, kvDim);
+                backend.copy(a.v, i * kvDim, b.v1, 0, kvDim);
+                backend.ropeAndAttention(b.q1, b.k1, b.v1, states[i].cache, l, b.att1, c.heads(), c.kvHeads(),
+                        c.headDim(), rope, positions[i], 1, qScale, kqScale);
+                backend.copy(b.att1, 0, a.att, i * qDim, qDim);
+            }
+        });
+        backend.rmsNorm(a.x, outputNorm, a.xb, n, c.rmsEps());
+        backend.matmul(output, a.xb, b.logits, n);
+        for (int i = 0; i < n; i++) {
+            backend.copyRow(b.logits, i, states[i].logits, c.vocabSize());
+        }
+    }
+
     /**
      * Per-generation state: the KV cache for {@code capacity} positions and scratch buffers for
      * batches of up to {@code maxBatch} tokens. Not thread-safe; one per concurrent generation.
@@ -280,32 +393,22 @@ public final class Llama {
     public final class State {
         final Backend.KvCache cache;
         final int maxBatch;
-        final Tensor x;      // residual stream, [batch][dim]
-        final Tensor xb;     // normed input / block output, [batch][dim]
-        final Tensor q;      // [batch][heads * headDim]
-        final Tensor k;      // [batch][kvDim]
-        final Tensor v;      // [batch][kvDim]
-        final Tensor att;    // attention output, [batch][heads * headDim]
-        final Tensor hb;     // ffn gate, then silu(gate) * up, [batch][ffnDim]
-        final Tensor hb2;    // ffn up, [batch][ffnDim]
-        final Tensor last;   // last token's residual, [dim]
-        final Tensor logits; // [vocab]
+        final Buffers a;      // the batch's activations
+        final Tensor last;    // last token's residual, [dim]
+        final Tensor logits;  // [vocab]
 
         State(int capacity, int maxBatch) {
             ModelConfig c = config;
-            int qDim = c.heads() * c.headDim();
             this.cache = backend.kvCache(c.layers(), capacity, c.kvDim());
             this.maxBatch = maxBatch;
-            this.x = backend.tensor(maxBatch * c.dim());
-            this.xb = backend.tensor(maxBatch * Math.max(c.dim(), qDim));
-            this.q = backend.tensor(maxBatch * qDim);
-            this.k = backend.tensor(maxBatch * c.kvDim());
-            this.v = backend.tensor(maxBatch * c.kvDim());
-            this.att = backend.tensor(maxBatch * qDim);
-            this.hb = backend.tensor(maxBatch * c.ffnDim());
-            this.hb2 = backend.tensor(maxBatch * c.ffnDim());
+            this.a = new Buffers(maxBatch);
             this.last = backend.tensor(c.dim());
             this.logits = backend.tensor(c.vocabSize());
+        }
+
+        /** The logits the last forward pass left here, on the backend. */
+        public Tensor logits() {
+            return logits;
         }
 
         /** Positions the KV cache can hold. */
@@ -379,40 +482,56 @@ public final class Llama {
         }
         ModelConfig c = config;
         if (lastRow == 0) {
-            backend.rmsNorm(s.x, outputNorm, s.last, 1, c.rmsEps()); // the first row: no copy needed
+            backend.rmsNorm(s.a.x, outputNorm, s.last, 1, c.rmsEps()); // the first row: no copy needed
         } else {
-            backend.copyRow(s.x, lastRow, s.last, c.dim());
+            backend.copyRow(s.a.x, lastRow, s.last, c.dim());
             backend.rmsNorm(s.last, outputNorm, s.last, 1, c.rmsEps());
         }
         backend.matmul(output, s.last, s.logits, 1);
     }
 
     /**
-     * One batch of {@code n} tokens through every layer; the residual stream ends in {@code s.x}.
-     * Of the final batch ({@code last}) only the last token's output is needed: as llama.cpp, the
-     * last layer's feed-forward block then runs on that token alone. Returns the row of
-     * {@code s.x} that holds the last token.
+     * One batch of {@code n} consecutive tokens of one sequence, from position {@code pos},
+     * through every layer (see {@link #layers}); returns the row of {@code s.a.x} that holds the
+     * last token.
      */
     private int forwardBatch(State s, int[] tokens, int n, int pos, boolean last) {
         ModelConfig c = config;
+        Buffers a = s.a;
+        return layers(a, tokens, n, last, (l, rows) -> backend.ropeAndAttention(a.q, a.k, a.v, s.cache, l, a.att,
+                c.heads(), c.kvHeads(), c.headDim(), rope, pos, rows, qScale, kqScale));
+    }
+
+    /** One layer's attention: rows of a.q, a.k, a.v (RoPE still to apply) into a.att, the cache written. */
+    private interface Attention {
+        void run(int layer, int rows);
+    }
+
+    /**
+     * The embeddings of {@code tokens[0..n)} through every layer into {@code a.x}, with
+     * {@code attention} for the attention itself. {@code last}: only the last token's output is
+     * needed, so the last layer's feed-forward block runs on it alone (as llama.cpp); returns the
+     * row of {@code a.x} that holds the last token.
+     */
+    private int layers(Buffers a, int[] tokens, int n, boolean last, Attention attention) {
+        ModelConfig c = config;
         int dim = c.dim();
-        backend.embed(tokenEmbedding, tokens, n, s.x);
+        backend.embed(tokenEmbedding, tokens, n, a.x);
         for (int l = 0; l < layers.length; l++) {
             Layer L = layers[l];
             // Attention block.
-            backend.rmsNorm(s.x, L.attnNorm(), s.xb, n, c.rmsEps());
-            backend.matmulQkv(L.wq(), L.wk(), L.wv(), s.xb, s.q, s.k, s.v, n);
-            backend.ropeAndAttention(s.q, s.k, s.v, s.cache, l, s.att, c.heads(), c.kvHeads(), c.headDim(), rope,
-                    pos, n, qScale, kqScale);
-            backend.matmulAdd(L.wo(), s.att, s.xb, s.x, n); // x += wo . att
+            backend.rmsNorm(a.x, L.attnNorm(), a.xb, n, c.rmsEps());
+            backend.matmulQkv(L.wq(), L.wk(), L.wv(), a.xb, a.q, a.k, a.v, n);
+            attention.run(l, n);
+            backend.matmulAdd(L.wo(), a.att, a.xb, a.x, n); // x += wo . att
             if (last && l == layers.length - 1 && n > 1) {
-                backend.copyRow(s.x, n - 1, s.x, dim);
+                backend.copyRow(a.x, n - 1, a.x, dim);
                 n = 1;
             }
             // Feed-forward block (SwiGLU).
-            backend.rmsNorm(s.x, L.ffnNorm(), s.xb, n, c.rmsEps());
-            backend.ffnGateUp(L.gate(), L.up(), s.xb, s.hb, s.hb2, n); // hb = silu(gate . x) * (up . x)
-            backend.matmulAdd(L.down(), s.hb, s.xb, s.x, n); // x += down . hb
+            backend.rmsNorm(a.x, L.ffnNorm(), a.xb, n, c.rmsEps());
+            backend.ffnGateUp(L.gate(), L.up(), a.xb, a.hb, a.hb2, n); // hb = silu(gate . x) * (up . x)
+            backend.matmulAdd(L.down(), a.hb, a.xb, a.x, n); // x += down . hb
         }
         return n - 1;
     }

@@ -498,8 +498,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void copyRow(Tensor src, int row, Tensor dst, int width) {
-        System.arraycopy(data(src), row * width, data(dst), 0, width);
+    public void copy(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) {
+        System.arraycopy(data(src), srcOffset, data(dst), dstOffset, length);
     }
 
     private static float[] data(Tensor t) {

@@ -1200,16 +1200,19 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public synchronized void copyRow(Tensor src, int row, Tensor dst, int width) {
+    public synchronized void copy(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) {
         enter();
         CudaTensor s = tensor(src);
         CudaTensor d = tensor(dst);
-        checkRange(s, row * width, width);
-        checkRange(d, 0, width);
+        checkRange(s, srcOffset, length);
+        checkRange(d, dstOffset, length);
+        if (length == 0) {
+            return;
+        }
         if (capturing) {
-            stepOps.add(new CopyOp(d.ptr, s.ptr + 4L * row * width, 4L * width));
+            stepOps.add(new CopyOp(d.ptr + 4L * dstOffset, s.ptr + 4L * srcOffset, 4L * length));
         } else {
-            cu.copyDtoDAsync(d.ptr, s.ptr + 4L * row * width, 4L * width, stream);
+            cu.copyDtoDAsync(d.ptr + 4L * dstOffset, s.ptr + 4L * srcOffset, 4L * length, stream);
         }
     }
 
