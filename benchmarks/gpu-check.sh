@@ -14,14 +14,15 @@
 #   OUT=/some/dir benchmarks/gpu-check.sh [STAGE...]     (default: info tests bench-1b)
 # Stages:
 #   info      nvidia-smi, and the device as jcascade opens it
-#   tests     CudaKernelsTest, CudaGreedyAgreementTest, CudaSyntheticAgreementTest and CudaGraphThreadsTest (JUnit
+#   tests     CudaKernelsTest, CudaGreedyAgreementTest, CudaSyntheticAgreementTest, CudaGraphThreadsTest and
+#             BatchDecodeTest (JUnit
 #             console; XML reports in $OUT/junit): every kernel against the CPU, end-to-end agreement
 #   bench-1b  synthesizes llama3-1b in Q4_0, Q8_0 and Q4_K_M and runs
 #             jcascade bench --backend cuda --json --kernels on each (512-token prompt, 128 generated
 #             tokens; each weight shape's product timed alone, with the bandwidth it reached), then
 #             again with decode steps as CUDA graphs (-Djcascade.cuda.graphs=true), and (1b only) for
 #             Q4_0 and Q8_0 with float activations and no tensor cores: the kernels the 8-bit ones
-#             replaced
+#             replaced; and 8 sequences decoded together (--sequences 8: mmv_*)
 #   bench-8b  the same for llama3-8b (each file is written, measured and deleted in turn)
 # Every stage writes $OUT/<stage>.log as it goes and bench lines to $OUT/bench.jsonl, so a run cut
 # short still brings back what it did. Timeouts per stage: GPU_CHECK_TIMEOUT (seconds, default 280).
@@ -78,7 +79,8 @@ tests() {
     --select-class io.jcascade.kernels.cuda.CudaKernelsTest \
     --select-class io.jcascade.engine.CudaGreedyAgreementTest \
     --select-class io.jcascade.engine.CudaSyntheticAgreementTest \
-    --select-class io.jcascade.engine.CudaGraphThreadsTest
+    --select-class io.jcascade.engine.CudaGraphThreadsTest \
+    --select-class io.jcascade.engine.BatchDecodeTest
 }
 
 bench_shape() {
@@ -95,6 +97,10 @@ bench_shape() {
     JFLAGS_EXTRA=-Djcascade.cuda.graphs=true jcascade bench --model "$f" --backend cuda --prompt-tokens 512 \
       --gen-tokens 128 --json --no-bandwidth \
       | sed "s|^{|{\"model\":\"$shape-$type\",\"graphs\":true,|" | tee -a "$OUT/bench.jsonl"
+    stamp "bench $shape $type, 8 sequences decoded together"
+    jcascade bench --model "$f" --backend cuda --prompt-tokens 128 --gen-tokens 64 --json --no-bandwidth \
+      --repetitions 1 --sequences 8 \
+      | sed "s|^{|{\"model\":\"$shape-$type\",|" | tee -a "$OUT/bench.jsonl"
     if [ "$type" != Q4_K_M ] && [ "$shape" = llama3-1b ]; then
       stamp "bench $shape $type, float activations and no tensor cores (the before of the 8-bit kernels)"
       JFLAGS_EXTRA="-Djcascade.activations=f32 -Djcascade.cuda.mma=false" jcascade bench --model "$f" \

@@ -1169,6 +1169,58 @@ DEFINE_MATVEC(matvec_q4_0_q8, W_Q4_0, true)
 DEFINE_MATVEC(matvec_q4_k_q8, W_Q4_K, true)
 DEFINE_MATVEC(matvec_q6_k_q8, W_Q6_K, true)
 
+// A few tokens at once (2 to MMV_MAX_TOKENS: sequences decoded together), 8-bit activations:
+// warp r takes row r for every token, each exactly as the one-token kernel would (the same lanes,
+// the same sums: token t's output is the one matvec_*_q8 gives it alone, to the bit), the row
+// coming from L1 for the tokens after the first. The tensor-core mmq_* tiles of 64 tokens would
+// leave most of their warps idle for so few and spread the matrix over too few blocks to stream
+// it at full bandwidth. act: the n-token layout of quantize_q8 / quantize_q8k (grid y = n).
+// Grid: x = ceil(rows / MV_WARPS). Block: MV_WARPS * 32.
+#define MMV_MAX_TOKENS 8
+
+// Token t's part of the n-token activation layout, as the one-token functions read it.
+template <int T>
+__host__ __device__ __forceinline__ Q8Act act_token(const void* act, int cols, int n, int t) {
+    constexpr bool K = T == W_Q4_K || T == W_Q6_K;
+    const u8* p = static_cast<const u8*>(act);
+    int nd = K ? cols / 256 : cols / 32;  // scales a token
+    int nb = cols / 32;                   // quant sums a token
+    Q8Act a;
+    a.q = reinterpret_cast<const int*>(p + (long long) t * cols);
+    a.d = reinterpret_cast<const float*>(p + (long long) n * cols) + (long long) t * nd;
+    a.s = reinterpret_cast<const int*>(p + (long long) n * cols + 4LL * n * nd) + (long long) t * nb;
+    return a;
+}
+
+template <int T>
+__device__ void mmv_body(const u8* __restrict__ w, long long row_bytes, int rows, int cols, const u8* __restrict__ act,
+                         float* __restrict__ out, int n) {
+    int r = blockIdx.x * MV_WARPS + threadIdx.x / WARP;
+    if (r >= rows) {
+        return;
+    }
+    int lane = threadIdx.x % WARP;
+    const u8* row = w + (long long) r * row_bytes;
+    for (int t = 0; t < n; t++) {
+        float s = warp_sum(lane_dot_q8<T>(row, cols / 32, lane, act_token<T>(act, cols, n, t)));
+        if (lane == 0) {
+            out[(long long) t * rows + r] = s;
+        }
+    }
+}
+
+// (4 blocks an SM: ptxas may take up to 64 registers, which mmv_q4_0 needs not to spill)
+#define DEFINE_MMV(name, T)                                                                            \
+    extern "C" __global__ void __launch_bounds__(MV_WARPS * WARP, 4)                                   \
+    name(const u8* w, long long row_bytes, int rows, int cols, const u8* act, float* out, int n) {     \
+        mmv_body<T>(w, row_bytes, rows, cols, act, out, n);                                            \
+    }
+
+DEFINE_MMV(mmv_q8_0, W_Q8_0)
+DEFINE_MMV(mmv_q4_0, W_Q4_0)
+DEFINE_MMV(mmv_q4_k, W_Q4_K)
+DEFINE_MMV(mmv_q6_k, W_Q6_K)
+
 // The three projections of attention (q, k, v: same type and width) in one launch: the grid's
 // warps run down the rows of the three matrices in turn. One launch instead of three per layer.
 // Grid: x = ceil((rows0 + rows1 + rows2) / MV_WARPS). Block: MV_WARPS * 32.

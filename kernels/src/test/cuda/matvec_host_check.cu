@@ -6,7 +6,8 @@
 //
 // Input (stdin, little-endian): int32 type (jcascade.cu's WType), int32 path (0 matvec with float
 // activations, 1 matvec with 8-bit ones: x quantized as quantize_q8 does, lane by lane, 2 mmq),
-// int32 rows, int32 cols, int32 tokens (1 for the matvec paths), int64 row_bytes,
+// int32 rows, int32 cols, int32 tokens (1 for the matvec paths; 2..8 for path 3, mmv_* over a few
+// tokens), int64 row_bytes,
 // rows * row_bytes weight bytes, tokens * cols float32 x. Output (stdout): tokens * rows float32,
 // token-major.
 #include "jcascade.cu"
@@ -235,6 +236,31 @@ static void mmq_rows(const std::vector<u8>& w, long long row_bytes, int rows, in
     }
 }
 
+// mmv_body: each token's activations through the one-token lanes, per row, butterfly-summed.
+template <int T>
+static void mmv_rows(const std::vector<u8>& w, long long row_bytes, int rows, int cols, const float* x, int n,
+                     float* out) {
+    constexpr bool K = T == W_Q4_K || T == W_Q6_K;
+    std::vector<int> act = quantize_tokens<K>(x, cols, n);
+    for (int r = 0; r < rows; r++) {
+        const u8* row = w.data() + (long long) r * row_bytes;
+        for (int t = 0; t < n; t++) {
+            float lanes[WARP];
+            for (int l = 0; l < WARP; l++) {
+                lanes[l] = lane_dot_q8<T>(row, cols / 32, l, act_token<T>(act.data(), cols, n, t));
+            }
+            for (int o = WARP / 2; o > 0; o >>= 1) {
+                float next[WARP];
+                for (int l = 0; l < WARP; l++) {
+                    next[l] = lanes[l] + lanes[l ^ o];
+                }
+                std::memcpy(lanes, next, sizeof lanes);
+            }
+            out[(size_t) t * rows + r] = lanes[0];
+        }
+    }
+}
+
 static void read_all(void* p, size_t n) {
     if (std::fread(p, 1, n, stdin) != n) {
         std::fprintf(stderr, "matvec_host_check: short input\n");
@@ -261,19 +287,27 @@ int main() {
         return 2;
     }
     std::vector<float> out((size_t) n * rows, NAN); // unwritten elements stay NaN and fail
-    switch (type * 3 + path) {
-        case 3 * W_Q8_0: rows_dot<W_Q8_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q4_0: rows_dot<W_Q4_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q4_K: rows_dot<W_Q4_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q6_K: rows_dot<W_Q6_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q8_0 + 1: rows_dot<W_Q8_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q4_0 + 1: rows_dot<W_Q4_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q4_K + 1: rows_dot<W_Q4_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q6_K + 1: rows_dot<W_Q6_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
-        case 3 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
-        case 3 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
-        case 3 * W_Q4_K + 2: mmq_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
-        case 3 * W_Q6_K + 2: mmq_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+    if (path == 3 && (n < 2 || n > MMV_MAX_TOKENS)) {
+        std::fprintf(stderr, "matvec_host_check: the few-token path takes 2 to %d tokens\n", MMV_MAX_TOKENS);
+        return 2;
+    }
+    switch (type * 4 + path) {
+        case 4 * W_Q8_0: rows_dot<W_Q8_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q4_0: rows_dot<W_Q4_0, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q4_K: rows_dot<W_Q4_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q6_K: rows_dot<W_Q6_K, false>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q8_0 + 1: rows_dot<W_Q8_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q4_0 + 1: rows_dot<W_Q4_0, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q4_K + 1: rows_dot<W_Q4_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q6_K + 1: rows_dot<W_Q6_K, true>(w, row_bytes, rows, cols, x.data(), out.data()); break;
+        case 4 * W_Q8_0 + 2: mmq_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q4_0 + 2: mmq_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q4_K + 2: mmq_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q6_K + 2: mmq_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q8_0 + 3: mmv_rows<W_Q8_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q4_0 + 3: mmv_rows<W_Q4_0>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q4_K + 3: mmv_rows<W_Q4_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
+        case 4 * W_Q6_K + 3: mmv_rows<W_Q6_K>(w, row_bytes, rows, cols, x.data(), n, out.data()); break;
         default:
             std::fprintf(stderr, "matvec_host_check: no kernel for type %d on path %d\n", type, path);
             return 2;

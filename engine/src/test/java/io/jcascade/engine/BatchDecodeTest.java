@@ -11,7 +11,10 @@ import io.jcascade.gguf.GgmlType;
 import io.jcascade.gguf.GgufFile;
 import io.jcascade.kernels.Backend;
 import io.jcascade.kernels.Backends;
+import io.jcascade.kernels.cuda.CudaBackend;
+import io.jcascade.kernels.cuda.CudaUnavailableException;
 import java.nio.file.Path;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -26,13 +29,23 @@ class BatchDecodeTest {
     @TempDir
     static Path dir;
 
-    @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"llama3-tiny, F32", "llama3-tiny, Q8_0", "llama3-tiny, Q4_0", "phi3-tiny, F16", "mistral-tiny, Q4_0"})
-    void sequencesDecodedTogetherGetTheLogitsTheyGetAlone(String shape, GgmlType type) throws Exception {
+    @ParameterizedTest(name = "{0} {1} on {2}")
+    @CsvSource({"llama3-tiny, F32, cpu", "llama3-tiny, Q8_0, cpu", "llama3-tiny, Q4_0, cpu", "phi3-tiny, F16, cpu",
+        "mistral-tiny, Q4_0, cpu",
+        // the GPU: the few-token products (mmv_*) are the one-token lanes, so quantized weights give
+        // the very same logits there too
+        "llama3-tiny, F32, cuda", "llama3-tiny, Q8_0, cuda", "llama3-tiny, Q4_0, cuda", "phi3-tiny, F16, cuda",
+        "mistral-tiny, Q4_0, cuda"})
+    void sequencesDecodedTogetherGetTheLogitsTheyGetAlone(String shape, GgmlType type, String backend)
+            throws Exception {
+        if (backend.equals("cuda")) {
+            CudaUnavailableException why = CudaBackend.unavailability();
+            Assumptions.assumeTrue(why == null, () -> "skipped, no GPU here: " + why.getMessage());
+        }
         Path file = dir.resolve(shape + "-" + type + ".gguf");
         SyntheticModel m = SyntheticModel.of(SynthShape.named(shape).orElseThrow()).seed(5);
         (type.isQuantized() ? m.encoder(CudaSyntheticAgreementTest.quantizer(type)) : m.type(type)).write(file, b -> { });
-        try (GgufFile gguf = GgufFile.open(file); Backend cpu = Backends.create("cpu", 2)) {
+        try (GgufFile gguf = GgufFile.open(file); Backend cpu = Backends.create(backend, 2)) {
             ModelConfig c = ModelConfig.from(gguf);
             Llama llama = Llama.load(gguf, c, cpu);
             int vocab = c.vocabSize();
@@ -89,6 +102,7 @@ class BatchDecodeTest {
             // the very same floats. Float weights sum in another order over several tokens.
             assertThat(worst).as("largest difference, relative to the largest logit")
                     .isLessThanOrEqualTo(type.isQuantized() ? 0 : 2e-3);
+            assertThat(cpu.name()).isEqualTo(backend);
         }
     }
 

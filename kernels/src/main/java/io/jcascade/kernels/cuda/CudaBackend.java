@@ -170,6 +170,8 @@ public final class CudaBackend implements Backend {
 
     private record CopyOp(long dst, long src, long bytes) implements StepOp {}
 
+    /** The most tokens a product takes through the decode kernels' lanes ({@code mmv_*}); more go to {@code mmq_*}. */
+    static final int MMV_MAX_TOKENS = 8;
     /** The most candidates {@link #selectTokens} selects on the device (one block's radix select). */
     public static final int MAX_DEVICE_CANDIDATES = 1024;
     private static final int[] NO_IDS = new int[0];
@@ -759,9 +761,19 @@ public final class CudaBackend implements Backend {
         quantizedOp = ops;
     }
 
-    /** A prompt product on the tensor cores: {@code out = W act} for {@code act} from {@link #quantized}. */
+    /**
+     * A product of several tokens' 8-bit activations: {@code out = W act} for {@code act} from
+     * {@link #quantized}. Up to {@link #MMV_MAX_TOKENS} tokens (sequences decoded together) with
+     * the decode kernels' lanes ({@code mmv_*}: each token's output is the one it gets alone);
+     * more, a prompt, on the tensor cores ({@code mmq_*}).
+     */
     private void mmq(CudaWeight m, long act, CudaTensor out, int nTokens) {
         checkRange(out, 0, nTokens * m.rows);
+        if (nTokens <= MMV_MAX_TOKENS && MATVEC) {
+            launch("mmv_" + mmqSuffix(m.type), ceilDiv(m.rows, MV_WARPS), 1, 1, MV_WARPS * 32,
+                    m.ptr, m.rowBytes, m.rows, m.cols, act, out.ptr, nTokens);
+            return;
+        }
         launch("mmq_" + mmqSuffix(m.type), ceilDiv(nTokens, MMQ_TILE), ceilDiv(m.rows, MMQ_TILE), 1, MMQ_WARPS * 32,
                 m.ptr, m.rowBytes, m.rows, m.cols, act, out.ptr, nTokens);
     }

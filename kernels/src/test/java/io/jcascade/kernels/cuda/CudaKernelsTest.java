@@ -513,6 +513,42 @@ class CudaKernelsTest {
         assertThat(read(gpu, gy, n)).containsExactly(sum);
     }
 
+    @ParameterizedTest(name = "{0} {1}x{2}, {3} tokens")
+    @CsvSource({"Q8_0, 70, 2048, 2", "Q4_0, 61, 2048, 8", "Q4_K, 40, 1024, 5", "Q6_K, 33, 768, 8"})
+    void fewTokensGetTheProductsTheyGetAlone(GgmlType type, int rows, int cols, int nTokens) {
+        // Sequences decoded together (mmv_*): token t's output is the one-token product's, to the bit.
+        WeightMatrix m = randomMatrix(type, rows, cols);
+        Weight w = gpu.weight(m);
+        float[] x = gaussian(nTokens * cols, 1.0);
+        Tensor together = poisoned(nTokens * rows);
+        gpu.matmul(w, onGpu(x), together, nTokens);
+        float[] got = read(gpu, together, nTokens * rows);
+        for (int t = 0; t < nTokens; t++) {
+            Tensor alone = poisoned(rows);
+            gpu.matmul(w, onGpu(java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols)), alone, 1);
+            float[] want = read(gpu, alone, rows);
+            for (int r = 0; r < rows; r++) {
+                assertThat(Float.floatToIntBits(got[t * rows + r])).as("token %d row %d", t, r)
+                        .isEqualTo(Float.floatToIntBits(want[r]));
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void copyCopiesARangeBetweenOffsets() {
+        float[] x = gaussian(100, 1.0);
+        Tensor dst = poisoned(60);
+        gpu.copy(onGpu(x), 37, dst, 11, 40);
+        float[] got = read(gpu, dst, 60);
+        for (int i = 0; i < 60; i++) {
+            if (i >= 11 && i < 51) {
+                assertThat(got[i]).isEqualTo(x[37 + i - 11]);
+            } else {
+                assertThat(got[i]).isNaN();
+            }
+        }
+    }
+
     @org.junit.jupiter.api.Test
     void copyRowCopiesOneRow() {
         float[] x = gaussian(5 * 40, 1.0);

@@ -90,6 +90,30 @@ class MatvecHostCheckTest {
         check(type, rows, cols, 2, tokens, 2e-6);
     }
 
+    @ParameterizedTest(name = "{0} {1}x{2}, {3} tokens, few-token kernel")
+    @CsvSource({"Q8_0, 3, 288, 2", "Q8_0, 9, 2048, 8", "Q4_0, 3, 288, 3", "Q4_0, 9, 2048, 8", "Q4_0, 5, 3104, 5",
+        "Q4_K, 3, 768, 2", "Q4_K, 9, 2048, 8", "Q6_K, 3, 768, 4", "Q6_K, 9, 2048, 8"})
+    void lanesOfTheFewTokenKernelMatchTheReferenceAndEachTokenAlone(GgmlType type, int rows, int cols, int tokens)
+            throws Exception {
+        float[] together = check(type, rows, cols, 3, tokens, 2e-6);
+        // Token t of mmv_* is matvec_*_q8 on token t alone, to the bit (sequences decoded together
+        // get the products they get one at a time).
+        Random rnd = new Random(31L * rows + cols + type.ordinal() + 977L * tokens);
+        WeightMatrix m = RandomWeights.matrix(rnd, type, rows, cols);
+        float[] x = new float[tokens * cols];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        for (int t = 0; t < tokens; t++) {
+            float[] alone = run(input(type, m, rows, cols, 1, 1, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols)),
+                    rows);
+            for (int r = 0; r < rows; r++) {
+                assertThat(Float.floatToIntBits(together[t * rows + r])).as("token %d row %d", t, r)
+                        .isEqualTo(Float.floatToIntBits(alone[r]));
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} {1}x{2}")
     @CsvSource({
         // one chunk per row, fewer chunks than lanes, exactly the lanes, and the unrolled loop with
@@ -105,9 +129,9 @@ class MatvecHostCheckTest {
 
     /**
      * Runs the lanes of a kernel on the host ({@code path}: 0 {@code matvec_*}, 1 {@code matvec_*_q8},
-     * 2 {@code mmq_*} on {@code tokens} tokens); |got - want| within rel * sum |w x| per element.
+     * 2 {@code mmq_*}, 3 {@code mmv_*} on {@code tokens} tokens); |got - want| within rel * sum |w x| per element.
      */
-    private static void check(GgmlType type, int rows, int cols, int path, int tokens, double rel) throws Exception {
+    private static float[] check(GgmlType type, int rows, int cols, int path, int tokens, double rel) throws Exception {
         Random rnd = new Random(31L * rows + cols + type.ordinal() + 977L * tokens);
         WeightMatrix m = RandomWeights.matrix(rnd, type, rows, cols);
         float[] x = new float[tokens * cols];
@@ -117,17 +141,7 @@ class MatvecHostCheckTest {
         float[] want = new float[tokens * rows];
         (path > 0 ? REF8 : REF).matmul(m, x, 0, cols, want, 0, rows, tokens);
 
-        ByteArrayOutputStream in = new ByteArrayOutputStream();
-        ByteBuffer head = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
-        head.putInt(wtype(type)).putInt(path).putInt(rows).putInt(cols).putInt(tokens).putLong(m.rowBytes());
-        in.write(head.array());
-        in.write(m.data().asSlice(0, m.rowBytes() * rows).toArray(ValueLayout.JAVA_BYTE));
-        ByteBuffer xb = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : x) {
-            xb.putFloat(v);
-        }
-        in.write(xb.array());
-        float[] got = run(in.toByteArray(), want.length);
+        float[] got = run(input(type, m, rows, cols, path, tokens, x), want.length);
 
         float[] row = new float[cols];
         for (int r = 0; r < rows; r++) {
@@ -146,6 +160,23 @@ class MatvecHostCheckTest {
                 }
             }
         }
+        return got;
+    }
+
+    /** The harness's input: the header, the weight rows, the tokens' activations. */
+    private static byte[] input(GgmlType type, WeightMatrix m, int rows, int cols, int path, int tokens, float[] x)
+            throws IOException {
+        ByteArrayOutputStream in = new ByteArrayOutputStream();
+        ByteBuffer head = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
+        head.putInt(wtype(type)).putInt(path).putInt(rows).putInt(cols).putInt(tokens).putLong(m.rowBytes());
+        in.write(head.array());
+        in.write(m.data().asSlice(0, m.rowBytes() * rows).toArray(ValueLayout.JAVA_BYTE));
+        ByteBuffer xb = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : x) {
+            xb.putFloat(v);
+        }
+        in.write(xb.array());
+        return in.toByteArray();
     }
 
     private static float[] run(byte[] input, int n) throws IOException, InterruptedException {

@@ -75,7 +75,8 @@ class NvccCompileTest {
                 }
                 String mmq = CudaBackend.mmqSuffix(type);
                 if (mmq != null) {
-                    assertThat(text).as("tensor-core prompt kernel for %s", type).contains(".entry mmq_" + mmq + "(");
+                    assertThat(text).as("tensor-core prompt and few-token kernels for %s", type)
+                            .contains(".entry mmq_" + mmq + "(", ".entry mmv_" + mmq + "(");
                 }
             }
         }
