@@ -82,6 +82,11 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop", paramLabel = "TEXT", description = "stop before this text (repeatable)")
     List<String> stop = new ArrayList<>();
 
+    @Option(names = "--sequences", defaultValue = "1", paramLabel = "N",
+            description = "with --input: decode N prompts together (each step reads the weights once for all; "
+                    + "the same answers for quantized models) (default: ${DEFAULT-VALUE})")
+    int sequences;
+
     @Option(names = "--stats", description = "print timing as one JSON line on stderr")
     boolean stats;
 
@@ -103,17 +108,24 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     private GenerationResult generate(Model m, String prompt, GenerationParams params, TokenListener listener) {
+        return m.generate(ids(m, prompt, params), params, listener, new CancelToken());
+    }
+
+    /** The prompt's token ids: through the chat template with --chat, else as the model encodes text. */
+    private int[] ids(Model m, String prompt, GenerationParams params) {
         if (template == null) {
-            return m.generate(prompt, params, listener);
+            return m.tokenizer().encode(prompt, params.addSpecial());
         }
-        int[] ids = ChatTemplate.encode(m.tokenizer(), template.render(List.of(ChatMessage.user(prompt)), true));
-        return m.generate(ids, params, listener, new CancelToken());
+        return ChatTemplate.encode(m.tokenizer(), template.render(List.of(ChatMessage.user(prompt)), true));
     }
 
     @Override
     public Integer call() throws Exception {
         if (maxTokens < 0) {
             throw new CliException("--max-tokens must be >= 0");
+        }
+        if (sequences < 1) {
+            throw new CliException("--sequences must be at least 1");
         }
         SamplingParams sampling = samplingOptions.toParams();
         GenerationParams params = GenerationParams.defaults().withMaxTokens(maxTokens).withSampling(sampling)
@@ -161,15 +173,34 @@ final class GenerateCommand implements Callable<Integer> {
         int written = 0;
         int skipped = 0;
         try (BufferedWriter w = Files.newBufferedWriter(outPath, StandardCharsets.UTF_8)) {
-            for (int i = 0; i < lines.size(); i++) {
-                String line = lines.get(i);
-                if (line.isBlank()) {
-                    bar.update(i + 1);
-                    continue;
+            for (int from = 0; from < lines.size(); from += sequences) {
+                int to = Math.min(lines.size(), from + sequences);
+                // Parse the chunk's lines; a bad one is skipped and named, the others go on.
+                List<Integer> at = new ArrayList<>();
+                List<ObjectNode> objs = new ArrayList<>();
+                List<int[]> prompts = new ArrayList<>();
+                for (int i = from; i < to; i++) {
+                    if (lines.get(i).isBlank()) {
+                        continue;
+                    }
+                    try {
+                        ObjectNode obj = JsonlPrompts.parse(json, lines.get(i));
+                        int[] ids = ids(m, obj.get("prompt").asText(), params);
+                        m.checkPrompt(ids);
+                        at.add(i);
+                        objs.add(obj);
+                        prompts.add(ids);
+                    } catch (CliException | IllegalArgumentException e) {
+                        skipped++;
+                        err.println("\n" + in + ":" + (i + 1) + ": skipped: " + e.getMessage());
+                    }
                 }
-                try {
-                    ObjectNode obj = JsonlPrompts.parse(json, line);
-                    GenerationResult r = generate(m, obj.get("prompt").asText(), params, TokenListener.NONE);
+                List<GenerationResult> results = prompts.size() == 1
+                        ? List.of(m.generate(prompts.get(0), params, TokenListener.NONE, new CancelToken()))
+                        : m.generateAllTokens(prompts, params, sequences);
+                for (int j = 0; j < results.size(); j++) {
+                    GenerationResult r = results.get(j);
+                    ObjectNode obj = objs.get(j);
                     obj.put("completion", r.text());
                     obj.put("completion_tokens", r.tokens().size());
                     obj.put("mean_entropy", r.meanEntropy());
@@ -179,11 +210,9 @@ final class GenerateCommand implements Callable<Integer> {
                     // Flushed per line so an interrupted run keeps every finished answer.
                     w.flush();
                     written++;
-                } catch (CliException | IllegalArgumentException e) {
-                    skipped++;
-                    err.println("\n" + in + ":" + (i + 1) + ": skipped: " + e.getMessage());
+                    bar.update(at.get(j) + 1);
                 }
-                bar.update(i + 1);
+                bar.update(to);
             }
         }
         err.println("generate: wrote " + written + " lines to " + outPath

@@ -81,6 +81,38 @@ class CliTest {
     }
 
     @Test
+    void batchModeDecodingPromptsTogetherGivesTheSameAnswers(@TempDir Path dir) throws Exception {
+        Path in = dir.resolve("in.jsonl");
+        List<String> input = new java.util.ArrayList<>();
+        for (int i = 0; i < 11; i++) {
+            input.add("{\"prompt\": \"" + (17 * i + 3) + "+" + (29 * i % 100) + "=\", \"id\": " + i + "}");
+        }
+        input.add(4, "not json"); // a bad line inside a chunk: skipped, the chunk goes on
+        input.add(7, "{\"prompt\": \"\", \"id\": 99}"); // the BOS token alone
+        Files.write(in, input);
+        List<List<String>> outputs = new java.util.ArrayList<>();
+        for (String sequences : List.of("1", "4")) {
+            Path out = dir.resolve("out-" + sequences + ".jsonl");
+            Run r = run("generate", "--model", model("arith-small.gguf").toString(), "--input", in.toString(),
+                    "--output", out.toString(), "--temperature", "0", "--max-tokens", "8", "--threads", "1",
+                    "--sequences", sequences);
+            assertThat(r.exit()).as(r.err()).isZero();
+            assertThat(r.err()).contains(in + ":5: skipped: not valid JSON");
+            outputs.add(Files.readAllLines(out));
+        }
+        assertThat(outputs.get(1)).hasSameSizeAs(outputs.get(0));
+        for (int i = 0; i < outputs.get(0).size(); i++) {
+            JsonNode a = JSON.readTree(outputs.get(0).get(i));
+            JsonNode b = JSON.readTree(outputs.get(1).get(i));
+            assertThat(b.get("id").asInt()).isEqualTo(a.get("id").asInt());
+            assertThat(b.get("completion").asText()).isEqualTo(a.get("completion").asText());
+            assertThat(b.get("completion_tokens").asInt()).isEqualTo(a.get("completion_tokens").asInt());
+            assertThat(b.get("mean_entropy").asDouble()).isCloseTo(a.get("mean_entropy").asDouble(),
+                    org.assertj.core.data.Offset.offset(1e-3));
+        }
+    }
+
+    @Test
     void badInputGetsOneLineErrors(@TempDir Path dir) throws Exception {
         Run missing = run("generate", "--model", dir.resolve("nope.gguf").toString(), "--prompt", "x");
         assertThat(missing.exit()).isEqualTo(1);

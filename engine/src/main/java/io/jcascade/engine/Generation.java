@@ -51,12 +51,7 @@ final class Generation {
 
     Generation(Backend backend, Llama llama, Tokenizer tokenizer, int contextLength, int batchSize, int[] prompt,
             GenerationParams params, TokenListener listener, CancelToken cancel) {
-        if (prompt.length == 0) {
-            throw new IllegalArgumentException("the prompt is empty: give some text, or let the model add its BOS token");
-        }
-        if (prompt.length >= contextLength) {
-            throw new ContextOverflowException(prompt.length, contextLength);
-        }
+        check(prompt, contextLength);
         this.backend = backend;
         this.tokenizer = tokenizer;
         this.params = params;
@@ -77,6 +72,16 @@ final class Generation {
         this.decoder = new TokenDecoder(tokenizer, false); // continuing the prompt: a leading space is real
         this.stops = new StopStrings(params.stop());
         this.pos = prompt.length;
+    }
+
+    /** Throws what generating from {@code prompt} would: an empty prompt, or one past the context. */
+    static void check(int[] prompt, int contextLength) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty: give some text, or let the model add its BOS token");
+        }
+        if (prompt.length >= contextLength) {
+            throw new ContextOverflowException(prompt.length, contextLength);
+        }
     }
 
     /** Whether no token is to be generated at all ({@code maxTokens} 0). */

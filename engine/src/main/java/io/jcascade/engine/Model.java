@@ -198,13 +198,33 @@ public final class Model implements AutoCloseable {
      * @throws ContextOverflowException if a prompt leaves no room in the context for a token
      */
     public List<GenerationResult> generateAll(List<String> prompts, GenerationParams params, int maxSequences) {
+        List<int[]> ids = new ArrayList<>();
+        for (String prompt : prompts) {
+            ids.add(tokenizer.encode(prompt, params.addSpecial()));
+        }
+        return generateAllTokens(ids, params, maxSequences);
+    }
+
+    /**
+     * Throws the exception {@link #generate} would throw for {@code prompt} before any work: for
+     * a batch that skips bad prompts rather than stopping at one.
+     *
+     * @throws IllegalArgumentException if the prompt is empty
+     * @throws ContextOverflowException if it leaves no room in the context for a token
+     */
+    public void checkPrompt(int[] prompt) {
+        Generation.check(prompt, contextLength);
+    }
+
+    /** Like {@link #generateAll} from token ids (a chat template's rendering, say). */
+    public List<GenerationResult> generateAllTokens(List<int[]> prompts, GenerationParams params, int maxSequences) {
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be at least 1: " + maxSequences);
         }
         List<Generation> all = new ArrayList<>();
-        for (String prompt : prompts) {
-            all.add(new Generation(backend, llama, tokenizer, contextLength, options.batchSize(),
-                    tokenizer.encode(prompt, params.addSpecial()), params, TokenListener.NONE, new CancelToken()));
+        for (int[] prompt : prompts) {
+            all.add(new Generation(backend, llama, tokenizer, contextLength, options.batchSize(), prompt, params,
+                    TokenListener.NONE, new CancelToken()));
         }
         List<Generation> active = new ArrayList<>();
         for (Generation g : all) {
