@@ -67,6 +67,11 @@ final class ServeCommand implements Callable<Integer> {
             description = "generations that run at once (default: ${DEFAULT-VALUE})")
     int parallel;
 
+    @Option(names = "--sequences", defaultValue = "1", paramLabel = "N",
+            description = "with --model: decode up to N of the running generations together, one step reading the "
+                    + "weights once for all (at most --parallel; default: ${DEFAULT-VALUE}, each on its own)")
+    int sequences;
+
     @Option(names = "--queue", defaultValue = "16", paramLabel = "N",
             description = "requests that may wait for a slot; past that the server answers 503 (default: ${DEFAULT-VALUE})")
     int queue;
@@ -106,6 +111,12 @@ final class ServeCommand implements Callable<Integer> {
         if (!io.jcascade.kernels.Backends.NAMES.contains(backend)) {
             throw new CliException("unknown --backend " + backend + "; choose cpu, cuda or auto");
         }
+        if (sequences < 1 || sequences > parallel) {
+            throw new CliException("--sequences must be between 1 and --parallel (" + parallel + "): " + sequences);
+        }
+        if (sequences > 1 && source.model == null) {
+            throw new CliException("--sequences works with --model; a cascade's local tiers generate on their own");
+        }
         ModelBackend.ChatFormat format;
         try {
             format = ModelBackend.ChatFormat.valueOf(chatFormat.toUpperCase(Locale.ROOT));
@@ -126,8 +137,9 @@ final class ServeCommand implements Callable<Integer> {
             throw e;
         }
         String chat = b instanceof ModelBackend mb ? ", chat: " + mb.chatDescription() : "";
-        err.println("jcascade: serving " + b.name() + " at " + server.baseUri() + " (parallel " + parallel + ", queue "
-                + queue + chat + "); Ctrl-C stops");
+        String together = sequences > 1 ? ", " + sequences + " decoded together" : "";
+        err.println("jcascade: serving " + b.name() + " at " + server.baseUri() + " (parallel " + parallel + together
+                + ", queue " + queue + chat + "); Ctrl-C stops");
         err.flush();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -145,7 +157,7 @@ final class ServeCommand implements Callable<Integer> {
     private ServerBackend loadModel(ModelBackend.ChatFormat format) throws IOException {
         ModelOptions options = ModelOptions.defaults().withBackend(backend).withThreads(threads != null ? threads : 0)
                 .withContextLength(contextLength);
-        return ModelBackend.load(source.model, options, alias, format);
+        return ModelBackend.load(source.model, options, alias, format, sequences);
     }
 
     private ServerBackend loadCascade() throws IOException {

@@ -206,6 +206,20 @@ public final class Model implements AutoCloseable {
     }
 
     /**
+     * A {@link Batcher} on this model: generations submitted from any thread decode together,
+     * up to {@code maxSequences} at a time (for a server). Close it before the model.
+     *
+     * <pre>{@code
+     * try (Batcher batcher = model.batcher(8)) {
+     *     GenerationResult r = batcher.submit(ids, params, TokenListener.NONE, new CancelToken()).join();
+     * }
+     * }</pre>
+     */
+    public Batcher batcher(int maxSequences) {
+        return new Batcher(backend, llama, tokenizer, contextLength, options.batchSize(), maxSequences);
+    }
+
+    /**
      * Throws the exception {@link #generate} would throw for {@code prompt} before any work: for
      * a batch that skips bad prompts rather than stopping at one.
      *

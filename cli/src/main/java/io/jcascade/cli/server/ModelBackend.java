@@ -3,19 +3,23 @@ package io.jcascade.cli.server;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jcascade.engine.Batcher;
 import io.jcascade.engine.CancelToken;
 import io.jcascade.engine.ContextOverflowException;
 import io.jcascade.engine.FinishReason;
 import io.jcascade.engine.GeneratedToken;
+import io.jcascade.engine.GenerationParams;
 import io.jcascade.engine.GenerationResult;
 import io.jcascade.engine.Model;
 import io.jcascade.engine.ModelOptions;
+import io.jcascade.engine.TokenListener;
 import io.jcascade.engine.chat.ChatMessage;
 import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.chat.ChatTemplateException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CompletionException;
 import java.util.stream.Collectors;
 
 /**
@@ -49,9 +53,24 @@ public final class ModelBackend implements ServerBackend {
     private final String name;
     private final ChatTemplate template;
     private final ChatFormat format;
+    /** Decodes concurrent requests together; null: each request generates on its own thread. */
+    private final Batcher batcher;
 
     /** Serves an already loaded model; it is closed with this backend. */
     public ModelBackend(Model model, String name, ChatFormat format) {
+        this(model, name, format, 1);
+    }
+
+    /**
+     * Serves an already loaded model, decoding up to {@code sequences} concurrent requests
+     * together ({@link Batcher}; 1: each on its own thread, one step at a time). The model is
+     * closed with this backend.
+     */
+    public ModelBackend(Model model, String name, ChatFormat format, int sequences) {
+        if (sequences < 1) {
+            throw new IllegalArgumentException("sequences must be at least 1: " + sequences);
+        }
+        this.batcher = sequences > 1 ? model.batcher(sequences) : null;
         this.model = model;
         this.name = name != null ? name : model.path().getFileName().toString();
         this.format = format;
@@ -69,9 +88,15 @@ public final class ModelBackend implements ServerBackend {
      */
     public static ModelBackend load(Path path, ModelOptions options, String name, ChatFormat format)
             throws IOException {
+        return load(path, options, name, format, 1);
+    }
+
+    /** Loads a model to serve, decoding up to {@code sequences} concurrent requests together. */
+    public static ModelBackend load(Path path, ModelOptions options, String name, ChatFormat format, int sequences)
+            throws IOException {
         Model m = Model.load(path, options);
         try {
-            return new ModelBackend(m, name, format);
+            return new ModelBackend(m, name, format, sequences);
         } catch (RuntimeException e) {
             m.close();
             throw e;
@@ -132,10 +157,28 @@ public final class ModelBackend implements ServerBackend {
                     new ContextOverflowException(ids.length, model.contextLength()).getMessage(), param,
                     "context_length_exceeded");
         }
-        GenerationResult r = model.generate(ids, request.params(), tok -> sink.onToken(tok.text()), cancel);
+        GenerationResult r = generate(ids, request.params(), tok -> sink.onToken(tok.text()), cancel);
         String finish = r.finishReason() == FinishReason.MAX_TOKENS || r.finishReason() == FinishReason.CONTEXT_FULL
                 ? "length" : "stop";
         return new Answer(name, r.text(), r.promptTokens(), r.tokens().size(), finish, extension(r));
+    }
+
+    private GenerationResult generate(int[] ids, GenerationParams params, TokenListener listener, CancelToken cancel) {
+        if (batcher == null) {
+            return model.generate(ids, params, listener, cancel);
+        }
+        try {
+            return batcher.submit(ids, params, listener, cancel).join();
+        } catch (CompletionException e) {
+            // what generate would have thrown on this thread
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw e;
+        }
     }
 
     private static ObjectNode extension(GenerationResult r) {
@@ -157,6 +200,9 @@ public final class ModelBackend implements ServerBackend {
 
     @Override
     public void close() {
+        if (batcher != null) {
+            batcher.close();
+        }
         model.close();
     }
 }
