@@ -210,6 +210,40 @@ public interface Backend extends AutoCloseable {
         attention(q, k, v, cache, layer, out, nHeads, nKvHeads, headDim, startPos, nTokens, qScale, kqScale);
     }
 
+    /**
+     * One-row tensors for {@link #ropeAndAttentionRows}' default: a query ({@code nHeads *
+     * headDim}), a key and a value ({@code nKvHeads * headDim}) and an output (as the query).
+     */
+    record RowScratch(Tensor q, Tensor k, Tensor v, Tensor out) {
+    }
+
+    /**
+     * Decode attention for {@code n} sequences stepping together, one token each: row i of
+     * {@code q}, {@code k}, {@code v} (RoPE still to apply) is sequence i's token at position
+     * {@code positions[i]}, attending over its own cache {@code caches[i]}, into row i of
+     * {@code out}. The default copies each row through {@code scratch} into
+     * {@link #ropeAndAttention} and back; a backend may read and write the rows where they are.
+     *
+     * <pre>{@code
+     * backend.ropeAndAttentionRows(q, k, v, caches, positions, n, layer, att, heads, kvHeads, headDim, rope,
+     *         1f, kqScale, scratch);
+     * }</pre>
+     */
+    default void ropeAndAttentionRows(Tensor q, Tensor k, Tensor v, KvCache[] caches, int[] positions, int n,
+            int layer, Tensor out, int nHeads, int nKvHeads, int headDim, Rope rope, float qScale, float kqScale,
+            RowScratch scratch) {
+        int qDim = nHeads * headDim;
+        int kvDim = nKvHeads * headDim;
+        for (int i = 0; i < n; i++) {
+            copy(q, i * qDim, scratch.q(), 0, qDim);
+            copy(k, i * kvDim, scratch.k(), 0, kvDim);
+            copy(v, i * kvDim, scratch.v(), 0, kvDim);
+            ropeAndAttention(scratch.q(), scratch.k(), scratch.v(), caches[i], layer, scratch.out(), nHeads, nKvHeads,
+                    headDim, rope, positions[i], 1, qScale, kqScale);
+            copy(scratch.out(), 0, out, i * qDim, qDim);
+        }
+    }
+
     /** {@code out = silu(gate) * up} over {@code n} floats. */
     void swiglu(Tensor gate, Tensor up, Tensor out, int n);
 

@@ -308,7 +308,8 @@ public final class Llama {
         final int maxSequences;
         final Buffers a;
         final Tensor logits;            // [maxSequences][vocab]
-        final Tensor q1, k1, v1, att1;  // one sequence's row, for attention over its own cache
+        final Backend.RowScratch scratch;  // one sequence's row, for attention over its own cache
+        final Backend.KvCache[] caches;
 
         Batch(int maxSequences) {
             ModelConfig c = config;
@@ -316,10 +317,9 @@ public final class Llama {
             this.maxSequences = maxSequences;
             this.a = new Buffers(maxSequences);
             this.logits = backend.tensor(maxSequences * c.vocabSize());
-            this.q1 = backend.tensor(qDim);
-            this.k1 = backend.tensor(c.kvDim());
-            this.v1 = backend.tensor(c.kvDim());
-            this.att1 = backend.tensor(qDim);
+            this.scratch = new Backend.RowScratch(backend.tensor(qDim), backend.tensor(c.kvDim()),
+                    backend.tensor(c.kvDim()), backend.tensor(qDim));
+            this.caches = new Backend.KvCache[maxSequences];
         }
 
         /** How many sequences a step may take. */
@@ -366,19 +366,12 @@ public final class Llama {
             }
         }
         ModelConfig c = config;
-        int qDim = c.heads() * c.headDim();
-        int kvDim = c.kvDim();
         Buffers a = b.a;
-        layers(a, tokens, n, false, (l, rows) -> {
-            for (int i = 0; i < rows; i++) {
-                backend.copy(a.q, i * qDim, b.q1, 0, qDim);
-                backend.copy(a.k, i * kvDim, b.k1, 0, kvDim);
-                backend.copy(a.v, i * kvDim, b.v1, 0, kvDim);
-                backend.ropeAndAttention(b.q1, b.k1, b.v1, states[i].cache, l, b.att1, c.heads(), c.kvHeads(),
-                        c.headDim(), rope, positions[i], 1, qScale, kqScale);
-                backend.copy(b.att1, 0, a.att, i * qDim, qDim);
-            }
-        });
+        for (int i = 0; i < n; i++) {
+            b.caches[i] = states[i].cache;
+        }
+        layers(a, tokens, n, false, (l, rows) -> backend.ropeAndAttentionRows(a.q, a.k, a.v, b.caches, positions, rows,
+                l, a.att, c.heads(), c.kvHeads(), c.headDim(), rope, qScale, kqScale, b.scratch));
         backend.rmsNorm(a.x, outputNorm, a.xb, n, c.rmsEps());
         backend.matmul(output, a.xb, b.logits, n);
         for (int i = 0; i < n; i++) {

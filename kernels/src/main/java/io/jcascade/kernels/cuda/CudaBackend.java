@@ -1001,6 +1001,52 @@ public final class CudaBackend implements Backend {
         return nTokens == 1 && startPos + 1 <= Math.min(fusedAttentionMax, ATT_FUSED_MAX);
     }
 
+    /** {@code attn_decode} for one token: q, k, v and out are device addresses (a row of a batch, say). */
+    private void launchAttnDecode(long q, long k, long v, long keys, long values, long out, int nHeads, int nKvHeads,
+            int headDim, int startPos, long posDev, float qScale, float kqScale, long act, Rope rope) {
+        launch("attn_decode", nHeads, 1, 1, 256, q, k, v, keys, values, out, nHeads, nKvHeads, headDim, startPos,
+                qScale, kqScale, act, posDev, rope == null ? 0 : rope.dims(), rope == null ? 0f : ropeThetaScale(rope),
+                rope == null ? 0L : ropeFactorsOnDevice(rope), rope != null && rope.neox() ? 1 : 0,
+                rope == null ? 1f : rope.freqScale(), rope == null ? 1f : rope.attnFactor());
+    }
+
+    /**
+     * Sequences decoding together: {@code attn_decode} on each row where it is (no copies), while
+     * every position is within the one-kernel attention's reach; else the default's copies into
+     * the chunked kernels. The output's quantization is left to the next product.
+     */
+    @Override
+    public synchronized void ropeAndAttentionRows(Tensor q, Tensor k, Tensor v, KvCache[] caches, int[] positions,
+            int n, int layer, Tensor out, int nHeads, int nKvHeads, int headDim, Rope rope, float qScale,
+            float kqScale, RowScratch scratch) {
+        boolean oneKernel = headDim <= ATT_MAX_HEAD_DIM;
+        for (int i = 0; i < n; i++) {
+            oneKernel &= oneKernelAttention(positions[i], 1) && positions[i] < ((CudaKvCache) caches[i]).capacity;
+        }
+        if (!oneKernel) {
+            Backend.super.ropeAndAttentionRows(q, k, v, caches, positions, n, layer, out, nHeads, nKvHeads, headDim,
+                    rope, qScale, kqScale, scratch);
+            return;
+        }
+        enter();
+        int qDim = nHeads * headDim;
+        int kvDim = nKvHeads * headDim;
+        CudaTensor qs = tensor(q);
+        CudaTensor ks = tensor(k);
+        CudaTensor vs = tensor(v);
+        CudaTensor os = tensor(out);
+        checkRange(qs, 0, n * qDim);
+        checkRange(ks, 0, n * kvDim);
+        checkRange(vs, 0, n * kvDim);
+        checkRange(os, 0, n * qDim);
+        for (int i = 0; i < n; i++) {
+            CudaKvCache c = (CudaKvCache) caches[i];
+            launchAttnDecode(qs.ptr + 4L * i * qDim, ks.ptr + 4L * i * kvDim, vs.ptr + 4L * i * kvDim,
+                    c.keys + c.layerOffset(layer), c.values + c.layerOffset(layer), os.ptr + 4L * i * qDim, nHeads,
+                    nKvHeads, headDim, positions[i], 0L, qScale, kqScale, 0L, rope);
+        }
+    }
+
     /** Attention; {@code rope} non-null only where {@link #oneKernelAttention} holds (the kernel rotates q and k). */
     private void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, Tensor out, int nHeads,
             int nKvHeads, int headDim, Rope rope, int startPos, int nTokens, float qScale, float kqScale) {
@@ -1042,11 +1088,8 @@ public final class CudaBackend implements Backend {
             if (capturing) {
                 stepPos = startPos;
             }
-            launch("attn_decode", nHeads, 1, 1, 256, qs.ptr, ks.ptr, vs.ptr, keys, values, os.ptr, nHeads, nKvHeads,
-                    headDim, capturing ? 0 : startPos, qScale, kqScale, act, posDev, rope == null ? 0 : rope.dims(),
-                    rope == null ? 0f : ropeThetaScale(rope), rope == null ? 0L : ropeFactorsOnDevice(rope),
-                    rope != null && rope.neox() ? 1 : 0, rope == null ? 1f : rope.freqScale(),
-                    rope == null ? 1f : rope.attnFactor());
+            launchAttnDecode(qs.ptr, ks.ptr, vs.ptr, keys, values, os.ptr, nHeads, nKvHeads, headDim,
+                    capturing ? 0 : startPos, posDev, qScale, kqScale, act, rope);
             if (act != 0) {
                 markQuantized(os, cols, nTokens);
             }

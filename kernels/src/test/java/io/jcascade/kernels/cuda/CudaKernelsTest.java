@@ -331,6 +331,53 @@ class CudaKernelsTest {
         return outs;
     }
 
+    @ParameterizedTest(name = "positions {0}")
+    @CsvSource({"'0, 5, 300'", "'1000, 2, 17, 64'", "'1023, 1024'"}) // 1024: past attn_decode, the copied path
+    void attentionOnRowsWhereTheyAreIsEachSequenceAlone(String list) {
+        // Sequences decoding together: attn_decode on each row in place against the one-token
+        // call on copies of the rows, each over its own cache (filled with the same prompt).
+        int[] positions = java.util.Arrays.stream(list.split(",")).mapToInt(p -> Integer.parseInt(p.trim())).toArray();
+        int n = positions.length;
+        int nHeads = 4, nKvHeads = 2, headDim = 64, qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
+        Backend.Rope rope = new Backend.Rope(64, 500000f, null, false, 1f, 1f);
+        float[] q = gaussian(n * qDim, 1.0);
+        float[] k = gaussian(n * kvDim, 1.0);
+        float[] v = gaussian(n * kvDim, 1.0);
+        float[][] outs = new float[2][];
+        for (int way = 0; way < 2; way++) {
+            Backend.KvCache[] caches = new Backend.KvCache[n];
+            for (int i = 0; i < n; i++) {
+                caches[i] = gpu.kvCache(1, positions[i] + 1, kvDim);
+                if (positions[i] > 0) {
+                    Random same = new Random(positions[i]);
+                    float[] prompt = new float[positions[i] * kvDim];
+                    for (int j = 0; j < prompt.length; j++) {
+                        prompt[j] = (float) same.nextGaussian();
+                    }
+                    gpu.attention(onGpu(new float[positions[i] * qDim]), onGpu(prompt), onGpu(prompt), caches[i], 0,
+                            gpu.tensor(positions[i] * qDim), nHeads, nKvHeads, headDim, 0, positions[i]);
+                }
+            }
+            Tensor out = poisoned(n * qDim);
+            if (way == 0) {
+                gpu.ropeAndAttentionRows(onGpu(q), onGpu(k), onGpu(v), caches, positions, n, 0, out, nHeads, nKvHeads,
+                        headDim, rope, 1f, 0.125f, new Backend.RowScratch(gpu.tensor(qDim), gpu.tensor(kvDim),
+                                gpu.tensor(kvDim), gpu.tensor(qDim)));
+            } else {
+                for (int i = 0; i < n; i++) {
+                    Tensor o = poisoned(qDim);
+                    gpu.ropeAndAttention(onGpu(java.util.Arrays.copyOfRange(q, i * qDim, (i + 1) * qDim)),
+                            onGpu(java.util.Arrays.copyOfRange(k, i * kvDim, (i + 1) * kvDim)),
+                            onGpu(java.util.Arrays.copyOfRange(v, i * kvDim, (i + 1) * kvDim)), caches[i], 0, o, nHeads,
+                            nKvHeads, headDim, rope, positions[i], 1, 1f, 0.125f);
+                    gpu.copy(o, 0, out, i * qDim, qDim);
+                }
+            }
+            outs[way] = read(gpu, out, n * qDim);
+        }
+        assertThat(outs[0]).containsExactly(outs[1]);
+    }
+
     @ParameterizedTest(name = "neox={0}, factors={1}, rope dims {2}, decoding at {3}")
     @CsvSource({"false, false, 64, 0", "true, false, 64, 300", "false, true, 32, 77", "true, true, 48, 1000"})
     void ropeInsideAttentionIsRopeThenAttentionToTheBit(boolean neox, boolean factors, int dims, int pos) {
