@@ -27,8 +27,8 @@ import java.util.concurrent.LinkedBlockingQueue;
  * }
  * }</pre>
  *
- * <p>Close it before the model: closing fails the generations still pending or running with an
- * {@link IllegalStateException}.
+ * <p>Closing it (or the model, which closes its batchers) fails the generations still pending or
+ * running with an {@link IllegalStateException}.
  */
 public final class Batcher implements AutoCloseable {
     private final Backend backend;
@@ -53,6 +53,9 @@ public final class Batcher implements AutoCloseable {
 
     private record Request(Generation generation, CompletableFuture<GenerationResult> done) {
     }
+
+    /** Run once the worker has stopped (the model forgets this batcher). */
+    private volatile Runnable onClose = () -> { };
 
     Batcher(Backend backend, Llama llama, Tokenizer tokenizer, int contextLength, int batchSize, int maxSequences) {
         if (maxSequences < 1) {
@@ -187,6 +190,10 @@ public final class Batcher implements AutoCloseable {
         }
     }
 
+    void onClose(Runnable r) {
+        onClose = r;
+    }
+
     /** Stops the worker; generations not finished fail with an {@link IllegalStateException}. */
     @Override
     public void close() {
@@ -197,5 +204,6 @@ public final class Batcher implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        onClose.run();
     }
 }

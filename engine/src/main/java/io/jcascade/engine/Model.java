@@ -42,6 +42,8 @@ public final class Model implements AutoCloseable {
     private final Llama llama;
     private final ModelOptions options;
     private final int contextLength;
+    /** Batchers open on this model: closed with it, before the backend they use. */
+    private final List<Batcher> batchers = new ArrayList<>();
 
     private Model(Path path, GgufFile gguf, ModelConfig config, Tokenizer tokenizer, Backend backend, Llama llama,
             ModelOptions options) {
@@ -207,7 +209,7 @@ public final class Model implements AutoCloseable {
 
     /**
      * A {@link Batcher} on this model: generations submitted from any thread decode together,
-     * up to {@code maxSequences} at a time (for a server). Close it before the model.
+     * up to {@code maxSequences} at a time (for a server). Closing the model closes it too.
      *
      * <pre>{@code
      * try (Batcher batcher = model.batcher(8)) {
@@ -216,7 +218,16 @@ public final class Model implements AutoCloseable {
      * }</pre>
      */
     public Batcher batcher(int maxSequences) {
-        return new Batcher(backend, llama, tokenizer, contextLength, options.batchSize(), maxSequences);
+        Batcher b = new Batcher(backend, llama, tokenizer, contextLength, options.batchSize(), maxSequences);
+        synchronized (batchers) {
+            batchers.add(b);
+        }
+        b.onClose(() -> {
+            synchronized (batchers) {
+                batchers.remove(b);
+            }
+        });
+        return b;
     }
 
     /**
@@ -282,6 +293,14 @@ public final class Model implements AutoCloseable {
     /** Unmaps the model file and stops the kernel threads. Generations must have finished. */
     @Override
     public void close() {
+        List<Batcher> open;
+        synchronized (batchers) {
+            open = new ArrayList<>(batchers);
+            batchers.clear();
+        }
+        for (Batcher b : open) {
+            b.close(); // their worker threads use the backend
+        }
         backend.close();
         gguf.close();
     }

@@ -120,5 +120,14 @@ class BatcherTest {
             assertThatThrownBy(() -> batcher.submit(prompt(0), p, TokenListener.NONE, new CancelToken()))
                     .hasMessage("the batcher is closed");
         }
+        // closing the model closes its batchers first
+        Model model = quantizedModel();
+        Batcher open = model.batcher(2);
+        CompletableFuture<GenerationResult> running = open.submit(prompt(1), GenerationParams.defaults()
+                .withMaxTokens(100_000).withSampling(SamplingParams.greedy()), TokenListener.NONE, new CancelToken());
+        model.close();
+        assertThatThrownBy(running::join).hasRootCauseInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> open.submit(prompt(0), GenerationParams.defaults(), TokenListener.NONE,
+                new CancelToken())).hasMessage("the batcher is closed");
     }
 }
