@@ -118,21 +118,7 @@ public final class TokenCandidates {
         }
         int m = Math.min(k, n);
         reset(m);
-        // The m best keys: a max-heap of the survivors, its root the worst of them.
-        for (int i = 0; i < m; i++) {
-            keys[i] = key(w[i], i);
-        }
-        for (int i = m / 2 - 1; i >= 0; i--) {
-            siftDown(keys, i, m);
-        }
-        for (int i = m; i < n; i++) {
-            long c = key(w[i], i);
-            if (c < keys[0]) {
-                keys[0] = c;
-                siftDown(keys, 0, m);
-            }
-        }
-        Arrays.sort(keys, 0, m);
+        bestKeys(w, n, m, keys);
         for (int i = 0; i < m; i++) {
             int id = (int) keys[i];
             ids[i] = id;
@@ -141,6 +127,28 @@ public final class TokenCandidates {
         }
         count = m;
         return this;
+    }
+
+    /**
+     * The {@code k} best {@link #key}s of {@code logits[0, n)}, sorted (best first), into
+     * {@code keys[0, k)}: a bounded max-heap of the worst survivor, O(n log k). For samplers that
+     * rank logits themselves.
+     */
+    public static void bestKeys(float[] logits, int n, int k, long[] keys) {
+        for (int i = 0; i < k; i++) {
+            keys[i] = key(logits[i], i);
+        }
+        for (int i = k / 2 - 1; i >= 0; i--) {
+            siftDown(keys, i, k);
+        }
+        for (int i = k; i < n; i++) {
+            long c = key(logits[i], i);
+            if (c < keys[0]) {
+                keys[0] = c;
+                siftDown(keys, 0, k);
+            }
+        }
+        Arrays.sort(keys, 0, k);
     }
 
     /** Checks a request's arguments as every backend must (the default reads the logits back). */

@@ -290,7 +290,8 @@ public final class Sampler {
         boolean sorted;
         int k = params.topK();
         if (k > 0 && k < n) {
-            m = selectTopK(w, n, k);
+            TokenCandidates.bestKeys(w, n, k, keys);
+            m = k;
             sorted = true;
         } else {
             for (int i = 0; i < n; i++) {
@@ -338,44 +339,6 @@ public final class Sampler {
             m = Math.max(kept, 1);
         }
         return m;
-    }
-
-    /** The k best keys, sorted, in keys[0, k): a bounded max-heap of the worst survivor, O(n log k). */
-    private int selectTopK(float[] w, int n, int k) {
-        for (int i = 0; i < k; i++) {
-            keys[i] = key(w[i], i);
-        }
-        for (int i = k / 2 - 1; i >= 0; i--) {
-            siftDown(keys, i, k);
-        }
-        for (int i = k; i < n; i++) {
-            long c = key(w[i], i);
-            if (c < keys[0]) {
-                keys[0] = c;
-                siftDown(keys, 0, k);
-            }
-        }
-        Arrays.sort(keys, 0, k);
-        return k;
-    }
-
-    private static void siftDown(long[] heap, int i, int size) {
-        long v = heap[i];
-        while (true) {
-            int child = 2 * i + 1;
-            if (child >= size) {
-                break;
-            }
-            if (child + 1 < size && heap[child + 1] > heap[child]) {
-                child++;
-            }
-            if (heap[child] <= v) {
-                break;
-            }
-            heap[i] = heap[child];
-            i = child;
-        }
-        heap[i] = v;
     }
 
     /** Unnormalised softmax of the survivors at the sampling temperature, into weights[0, m); returns the sum. */

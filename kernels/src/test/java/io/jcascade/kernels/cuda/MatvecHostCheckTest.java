@@ -12,13 +12,9 @@ import java.io.OutputStream;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -42,17 +38,7 @@ class MatvecHostCheckTest {
 
     @BeforeAll
     static void build() throws IOException, InterruptedException {
-        Path nvcc = NvccCompileTest.nvcc();
-        Assumptions.assumeTrue(nvcc != null, "nvcc not installed here (looked in $CUDA_HOME/bin, /usr/local/bin, /usr/local/cuda/bin)");
-        Path root = Stream.of(Path.of("."), Path.of("kernels")).filter(p -> Files.isDirectory(p.resolve("src/main/cuda")))
-                .findFirst().orElse(null);
-        Assumptions.assumeTrue(root != null, "the kernel sources (kernels/src/main/cuda) are not beside this run");
-        harness = tmp.resolve("matvec_host_check");
-        Process p = new ProcessBuilder(nvcc.toString(), "-std=c++17", "-O2", "-arch=sm_80", "-I", root.resolve("src/main/cuda").toString(),
-                "-o", harness.toString(), root.resolve("src/test/cuda/matvec_host_check.cu").toString())
-                .redirectErrorStream(true).start();
-        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(p.waitFor()).as("nvcc on matvec_host_check.cu:%n%s", log).isZero();
+        harness = HostHarness.build("matvec_host_check", tmp);
     }
 
     /** jcascade.cu's WType numbering. */
