@@ -24,6 +24,13 @@ import org.junit.jupiter.api.Test;
  */
 class ServerBatchingTest {
 
+    /** A meter's value in the Prometheus text. */
+    private static double meter(String text, String name) {
+        return text.lines().filter(l -> l.startsWith(name + " ") || l.startsWith(name + "{")).findFirst()
+                .map(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).orElseThrow(
+                        () -> new AssertionError(name + " not in /metrics:\n" + text));
+    }
+
     @Test
     void concurrentRequestsDecodedTogetherGetTheirOwnCompletions() throws Exception {
         List<String> prompts = List.of("Once upon a time", "The little dog", "Lily wanted to", "One day, a big",
@@ -55,6 +62,13 @@ class ServerBatchingTest {
                 assertThat(texts.get(i).get()).as(prompts.get(i)).isEqualTo(alone.get(i));
             }
             pool.shutdown();
+            String metrics = client.get("/metrics").body();
+            double steps = meter(metrics, "jcascade_batch_steps_total");
+            double tokens = meter(metrics, "jcascade_batch_tokens_total");
+            assertThat(steps).isPositive();
+            assertThat(tokens).isGreaterThanOrEqualTo(steps); // and 6 x 20 tokens in all, each after its first
+            assertThat(tokens).isEqualTo(6 * 19);
+            assertThat(meter(metrics, "jcascade_batch_largest")).isBetween(1.0, 4.0);
         }
     }
 }

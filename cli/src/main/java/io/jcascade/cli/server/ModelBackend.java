@@ -16,6 +16,9 @@ import io.jcascade.engine.TokenListener;
 import io.jcascade.engine.chat.ChatMessage;
 import io.jcascade.engine.chat.ChatTemplate;
 import io.jcascade.engine.chat.ChatTemplateException;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -161,6 +164,20 @@ public final class ModelBackend implements ServerBackend {
         String finish = r.finishReason() == FinishReason.MAX_TOKENS || r.finishReason() == FinishReason.CONTEXT_FULL
                 ? "length" : "stop";
         return new Answer(name, r.text(), r.promptTokens(), r.tokens().size(), finish, extension(r));
+    }
+
+    /** With {@code --sequences}: the batcher's steps, the tokens they ran, and the most at once. */
+    @Override
+    public void bindMetrics(MeterRegistry registry) {
+        if (batcher == null) {
+            return;
+        }
+        FunctionCounter.builder("jcascade.batch.steps", batcher, b -> b.stats().steps())
+                .description("decoding steps of the generations decoded together").register(registry);
+        FunctionCounter.builder("jcascade.batch.tokens", batcher, b -> b.stats().tokens())
+                .description("tokens those steps ran (tokens / steps: the mean batch)").register(registry);
+        Gauge.builder("jcascade.batch.largest", batcher, b -> b.stats().largestStep())
+                .description("the most generations one step ran together").register(registry);
     }
 
     private GenerationResult generate(int[] ids, GenerationParams params, TokenListener listener, CancelToken cancel) {

@@ -117,6 +117,7 @@ public final class OpenAiServer implements AutoCloseable {
         this.log = log;
         this.slots = new Semaphore(options.parallel(), true);
         this.metrics = new ServerMetrics(active::get, () -> Math.max(0, admitted.get() - active.get()));
+        backend.bindMetrics(metrics.registry());
         this.http = HttpServer.create(new InetSocketAddress(options.host(), options.port()), 64);
         // Handler threads are cheap to have: requests past parallel + queue are refused at once, so
         // at most that many wait; health and metrics never wait behind generations.

@@ -2,6 +2,7 @@ package io.jcascade.cli.server;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jcascade.engine.CancelToken;
+import io.micrometer.core.instrument.MeterRegistry;
 import java.util.List;
 
 /**
@@ -16,6 +17,10 @@ import java.util.List;
  * }</pre>
  */
 public interface ServerBackend extends AutoCloseable {
+
+    /** Registers the backend's own meters, if it has any, beside the server's ({@code /metrics}). */
+    default void bindMetrics(MeterRegistry registry) {
+    }
 
     /** The name {@code /v1/models} lists first and responses carry unless the answer says otherwise. */
     String name();
