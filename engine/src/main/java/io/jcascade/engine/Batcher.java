@@ -47,6 +47,11 @@ public final class Batcher implements AutoCloseable {
     /**
      * What the worker has done so far: decoding steps, the tokens they ran (a step runs one per
      * active generation), and the most generations a step ran together.
+     *
+     * <pre>{@code
+     * Batcher.Stats s = batcher.stats();
+     * double meanBatch = (double) s.tokens() / s.steps();
+     * }</pre>
      */
     public record Stats(long steps, long tokens, int largestStep) {
     }

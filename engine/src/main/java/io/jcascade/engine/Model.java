@@ -234,6 +234,14 @@ public final class Model implements AutoCloseable {
      * Throws the exception {@link #generate} would throw for {@code prompt} before any work: for
      * a batch that skips bad prompts rather than stopping at one.
      *
+     * <pre>{@code
+     * try {
+     *     model.checkPrompt(ids);
+     * } catch (IllegalArgumentException e) {   // ContextOverflowException included
+     *     log.warn("skipped: " + e.getMessage());
+     * }
+     * }</pre>
+     *
      * @throws IllegalArgumentException if the prompt is empty
      * @throws ContextOverflowException if it leaves no room in the context for a token
      */
@@ -241,7 +249,14 @@ public final class Model implements AutoCloseable {
         Generation.check(prompt, contextLength);
     }
 
-    /** Like {@link #generateAll} from token ids (a chat template's rendering, say). */
+    /**
+     * Like {@link #generateAll} from token ids (a chat template's rendering, say).
+     *
+     * <pre>{@code
+     * int[] ids = ChatTemplate.encode(model.tokenizer(), template.render(messages, true));
+     * List<GenerationResult> r = model.generateAllTokens(List.of(ids, otherIds), params, 8);
+     * }</pre>
+     */
     public List<GenerationResult> generateAllTokens(List<int[]> prompts, GenerationParams params, int maxSequences) {
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be at least 1: " + maxSequences);

@@ -303,6 +303,11 @@ public final class Llama {
      * step ({@link #decode}): every product's rows are the sequences, so a step reads each weight
      * once for all of them. Each sequence keeps its own {@link State} (its KV cache and logits).
      * Not thread-safe.
+     *
+     * <pre>{@code
+     * Llama.Batch batch = model.newBatch(8);
+     * model.decode(batch, states, tokens, positions, n);   // n <= 8
+     * }</pre>
      */
     public final class Batch {
         final int maxSequences;
@@ -328,7 +333,13 @@ public final class Llama {
         }
     }
 
-    /** Activations for {@code maxSequences} sequences decoding together. */
+    /**
+     * Activations for {@code maxSequences} sequences decoding together.
+     *
+     * <pre>{@code
+     * Llama.Batch batch = model.newBatch(4);
+     * }</pre>
+     */
     public Batch newBatch(int maxSequences) {
         if (maxSequences <= 0) {
             throw new IllegalArgumentException("maxSequences must be positive: " + maxSequences);

@@ -120,6 +120,15 @@ public final class Sampler {
      * when greedy, top-k when it keeps fewer than all, else {@code vocabSize} (top-k off: every
      * token may survive). Below {@code vocabSize}, {@link #sample(TokenCandidates)} over that many
      * candidates draws exactly what {@link #sample(float[], int, int[], int)} draws over the logits.
+     *
+     * <pre>{@code
+     * int k = sampler.candidatesNeeded(vocab);   // 1 greedy, 40 at llama.cpp's defaults
+     * if (k < vocab) {
+     *     int n = sampler.penalisedTokens(history, length, recent);
+     *     backend.selectTokens(logits, vocab, k, params.repetitionPenalty(), recent, n, candidates);
+     *     int next = sampler.sample(candidates);
+     * }
+     * }</pre>
      */
     public int candidatesNeeded(int vocabSize) {
         if (params.isGreedy()) {
@@ -133,6 +142,10 @@ public final class Sampler {
      * The distinct tokens among the last {@code repeatLastN} of {@code history[0,
      * historyLength)} that the repetition penalty lowers, into {@code out} (room for {@code
      * repeatLastN}, or historyLength when it is -1); returns how many (0 when the penalty is 1).
+     *
+     * <pre>{@code
+     * int n = sampler.penalisedTokens(new int[] {9, 1, 2, 1}, 4, out); // repeatLastN 3: out = {1, 2}, n = 2
+     * }</pre>
      */
     public int penalisedTokens(int[] history, int historyLength, int[] out) {
         Objects.checkFromToIndex(0, historyLength, history.length);
@@ -163,6 +176,11 @@ public final class Sampler {
      * with {@link #candidatesNeeded} as k, this sampler's penalty and {@link #penalisedTokens}:
      * the same token as {@link #sample(float[], int, int[], int)} over the logits they came from,
      * with the same random draws.
+     *
+     * <pre>{@code
+     * backend.selectTokens(logits, vocab, sampler.candidatesNeeded(vocab), penalty, recent, n, candidates);
+     * int next = sampler.sample(candidates);
+     * }</pre>
      *
      * @throws IllegalArgumentException if there are fewer candidates than the sampling needs
      */
