@@ -8,6 +8,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingQueue;
 
 /**
@@ -104,10 +105,42 @@ public final class Batcher implements AutoCloseable {
         CompletableFuture<GenerationResult> done = new CompletableFuture<>();
         if (g.empty()) {
             done.complete(g.result());
-        } else {
-            pending.add(new Request(g, done));
+            return done;
+        }
+        Request r = new Request(g, done);
+        pending.add(r);
+        if (closed && pending.remove(r)) { // closed meanwhile: the worker may have drained the queue already
+            done.completeExceptionally(new IllegalStateException("the batcher is closed"));
         }
         return done;
+    }
+
+    /**
+     * {@link #submit} and wait: the result, or what the generation threw, unwrapped, as
+     * {@link Model#generate} would throw it on this thread.
+     *
+     * <pre>{@code
+     * GenerationResult r = batcher.generate(ids, params, token -> send(token.text()), cancel);
+     * }</pre>
+     */
+    public GenerationResult generate(int[] prompt, GenerationParams params, TokenListener listener,
+            CancelToken cancel) {
+        return join(submit(prompt, params, listener, cancel));
+    }
+
+    /** The future's result, rethrowing the generation's own exception rather than a CompletionException. */
+    static GenerationResult join(CompletableFuture<GenerationResult> done) {
+        try {
+            return done.join();
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw e;
+        }
     }
 
     private void run() {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A loaded language model: the entry point for services that embed jcascade.
@@ -188,15 +189,16 @@ public final class Model implements AutoCloseable {
      * sequences cost little more a step than one. Each result is what {@link #generate} gives
      * that prompt alone (the same tokens for quantized weights; float weights sum in another
      * order over several tokens), sampling included: each sequence has its own sampler, seeded
-     * from {@code params}. Prompts are processed one after another first.
+     * from {@code params}. It runs on a {@link Batcher}: a prompt is processed when a place is
+     * free, and its sequence joins the next step.
      *
      * <pre>{@code
      * List<GenerationResult> results = model.generateAll(List.of("2+2=", "3+5="),
      *         GenerationParams.defaults().withMaxTokens(8).withSampling(SamplingParams.greedy()), 8);
      * }</pre>
      *
-     * @param maxSequences how many sequences a step takes at most (more take several steps'
-     *        worth of products); 1 is sequential generation
+     * @param maxSequences how many sequences decode together at most (the others wait for a
+     *        place); 1 is sequential generation
      * @throws ContextOverflowException if a prompt leaves no room in the context for a token
      */
     public List<GenerationResult> generateAll(List<String> prompts, GenerationParams params, int maxSequences) {
@@ -261,48 +263,24 @@ public final class Model implements AutoCloseable {
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be at least 1: " + maxSequences);
         }
-        List<Generation> all = new ArrayList<>();
         for (int[] prompt : prompts) {
-            all.add(new Generation(backend, llama, tokenizer, contextLength, options.batchSize(), prompt, params,
-                    TokenListener.NONE, new CancelToken()));
+            checkPrompt(prompt); // every prompt before any work
         }
-        List<Generation> active = new ArrayList<>();
-        for (Generation g : all) {
-            if (!g.empty()) {
-                int[] prompt = g.prompt();
-                llama.forwardOnBackend(g.state, prompt, prompt.length, 0);
-                g.logitsReady();
-                active.add(g);
+        if (prompts.isEmpty()) {
+            return List.of();
+        }
+        try (Batcher b = new Batcher(backend, llama, tokenizer, contextLength, options.batchSize(),
+                Math.min(maxSequences, prompts.size()))) {
+            List<CompletableFuture<GenerationResult>> pending = new ArrayList<>();
+            for (int[] prompt : prompts) {
+                pending.add(b.submit(prompt, params, TokenListener.NONE, new CancelToken()));
             }
-        }
-        int width = Math.max(1, Math.min(maxSequences, active.size()));
-        Llama.Batch batch = llama.newBatch(width);
-        Llama.State[] states = new Llama.State[width];
-        int[] tokens = new int[width];
-        int[] positions = new int[width];
-        while (!active.isEmpty()) {
-            active.removeIf(g -> !g.step());
-            for (int from = 0; from < active.size(); from += width) {
-                int n = Math.min(width, active.size() - from);
-                for (int i = 0; i < n; i++) {
-                    Generation g = active.get(from + i);
-                    states[i] = g.state;
-                    tokens[i] = g.token();
-                    positions[i] = g.position();
-                }
-                llama.decode(batch, states, tokens, positions, n);
-                for (int i = 0; i < n; i++) {
-                    Generation g = active.get(from + i);
-                    g.logitsReady();
-                    g.advance();
-                }
+            List<GenerationResult> results = new ArrayList<>();
+            for (CompletableFuture<GenerationResult> f : pending) {
+                results.add(Batcher.join(f));
             }
+            return results;
         }
-        List<GenerationResult> results = new ArrayList<>();
-        for (Generation g : all) {
-            results.add(g.result());
-        }
-        return results;
     }
 
     /** Unmaps the model file and stops the kernel threads. Generations must have finished. */

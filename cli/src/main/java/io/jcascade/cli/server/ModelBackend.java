@@ -22,7 +22,6 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.CompletionException;
 import java.util.stream.Collectors;
 
 /**
@@ -181,21 +180,8 @@ public final class ModelBackend implements ServerBackend {
     }
 
     private GenerationResult generate(int[] ids, GenerationParams params, TokenListener listener, CancelToken cancel) {
-        if (batcher == null) {
-            return model.generate(ids, params, listener, cancel);
-        }
-        try {
-            return batcher.submit(ids, params, listener, cancel).join();
-        } catch (CompletionException e) {
-            // what generate would have thrown on this thread
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            if (e.getCause() instanceof Error err) {
-                throw err;
-            }
-            throw e;
-        }
+        return batcher == null ? model.generate(ids, params, listener, cancel)
+                : batcher.generate(ids, params, listener, cancel);
     }
 
     private static ObjectNode extension(GenerationResult r) {
