@@ -195,7 +195,7 @@ final class BenchCommand implements Callable<Integer> {
         int vocab = llama.config().vocabSize();
         long decodeStart = System.nanoTime();
         for (int t = 0; t < genTokens; t++) {
-            java.util.Arrays.fill(positions, prompt.length + t);
+            Arrays.fill(positions, prompt.length + t);
             llama.decode(batch, states, next, positions, sequences);
             for (int i = 0; i < sequences; i++) {
                 next[i] = b.argmax(states[i].logits(), vocab);

@@ -195,9 +195,7 @@ final class GenerateCommand implements Callable<Integer> {
                         err.println("\n" + in + ":" + (i + 1) + ": skipped: " + e.getMessage());
                     }
                 }
-                List<GenerationResult> results = prompts.size() == 1
-                        ? List.of(m.generate(prompts.get(0), params, TokenListener.NONE, new CancelToken()))
-                        : m.generateAllTokens(prompts, params, sequences);
+                List<GenerationResult> results = m.generateAllTokens(prompts, params, sequences);
                 for (int j = 0; j < results.size(); j++) {
                     GenerationResult r = results.get(j);
                     ObjectNode obj = objs.get(j);

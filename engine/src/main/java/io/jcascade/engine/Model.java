@@ -266,8 +266,12 @@ public final class Model implements AutoCloseable {
         for (int[] prompt : prompts) {
             checkPrompt(prompt); // every prompt before any work
         }
-        if (prompts.isEmpty()) {
-            return List.of();
+        if (maxSequences == 1 || prompts.size() <= 1) { // one at a time: no worker thread needed
+            List<GenerationResult> results = new ArrayList<>();
+            for (int[] prompt : prompts) {
+                results.add(generate(prompt, params, TokenListener.NONE, new CancelToken()));
+            }
+            return results;
         }
         try (Batcher b = new Batcher(backend, llama, tokenizer, contextLength, options.batchSize(),
                 Math.min(maxSequences, prompts.size()))) {
